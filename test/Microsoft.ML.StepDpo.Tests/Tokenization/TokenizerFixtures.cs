@@ -12,7 +12,7 @@ internal static class TokenizerFixtures
 
     private static readonly Lazy<ByteLevelBpeTokenizer> LazyQwen = new(() => ByteLevelBpeTokenizer.FromDirectory(QwenDirectory));
 
-    private static readonly Lazy<Tokenizers.DotNet.Tokenizer> LazyOracle = new(() => new Tokenizers.DotNet.Tokenizer(QwenJson));
+    private static readonly Lazy<global::Tokenizers.DotNet.Tokenizer> LazyOracle = new(() => new global::Tokenizers.DotNet.Tokenizer(QwenJson));
 
     private static readonly Lazy<string[]> LazyCorpus = new(() =>
         File.ReadLines(Path.Combine(AppContext.BaseDirectory, "Tokenization", "Resources", "math-corpus.jsonl"))
@@ -23,11 +23,11 @@ internal static class TokenizerFixtures
     public static ByteLevelBpeTokenizer Qwen => LazyQwen.Value;
 
     /// <summary>Hugging Face tokenizers (Rust) on the same file. Its decode always skips special tokens.</summary>
-    public static Tokenizers.DotNet.Tokenizer Oracle => LazyOracle.Value;
+    public static global::Tokenizers.DotNet.Tokenizer Oracle => LazyOracle.Value;
 
     public static string[] Corpus => LazyCorpus.Value;
 
-    public static int[] OracleEncode(Tokenizers.DotNet.Tokenizer oracle, string text) =>
+    public static int[] OracleEncode(global::Tokenizers.DotNet.Tokenizer oracle, string text) =>
         oracle.Encode(text).Select(i => checked((int)i)).ToArray();
 
     public static string Show(int[] ids) => "[" + string.Join(",", ids) + "]";

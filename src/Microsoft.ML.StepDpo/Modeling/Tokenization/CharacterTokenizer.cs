@@ -67,6 +67,6 @@ internal static class CharacterTokenizer
         }
     }
 
-    /// <summary>Printable ASCII plus newline: enough for the arithmetic task's prompts and step answers.</summary>
-    public static string AsciiAlphabet { get; } = "\n" + new string(Enumerable.Range(' ', '~' - ' ' + 1).Select(c => (char)c).ToArray());
+    /// <summary>Printable ASCII plus tab and newline: enough for the arithmetic task's prompts and step answers.</summary>
+    public static string AsciiAlphabet { get; } = "\t\n" + new string(Enumerable.Range(' ', '~' - ' ' + 1).Select(c => (char)c).ToArray());
 }

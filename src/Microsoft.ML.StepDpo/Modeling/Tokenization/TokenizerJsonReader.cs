@@ -30,7 +30,7 @@ internal static class TokenizerJsonReader
 
     public static TokenizerDefinition Read(JsonElement root)
     {
-        var model = root.GetProperty("model");
+        var model = Required(root, "model", "");
         if (model.TryGetProperty("type", out var type) && type.GetString() != "BPE")
             throw new NotSupportedException($"tokenizer.json model type '{type.GetString()}' is not supported; only BPE is.");
         RequireNullOrValue(model, "dropout", v => v.ValueKind == JsonValueKind.Null, "BPE dropout");
@@ -39,7 +39,7 @@ internal static class TokenizerJsonReader
         RequireNullOrValue(model, "continuing_subword_prefix", v => v.ValueKind == JsonValueKind.Null || v.GetString() == "", "continuing_subword_prefix");
         RequireNullOrValue(model, "end_of_word_suffix", v => v.ValueKind == JsonValueKind.Null || v.GetString() == "", "end_of_word_suffix");
 
-        var vocabElement = model.GetProperty("vocab");
+        var vocabElement = Required(model, "vocab", "model.");
         var vocab = new Dictionary<string, int>(vocabElement.EnumerateObject().Count(), StringComparer.Ordinal);
         foreach (var p in vocabElement.EnumerateObject())
             vocab.Add(p.Name, p.Value.GetInt32());
@@ -71,7 +71,7 @@ internal static class TokenizerJsonReader
         string decoderJson = RawOrNull(root, "decoder");
 
         bool nfc = root.TryGetProperty("normalizer", out var normalizer) && ReadNormalizer(normalizer);
-        string? splitPattern = ReadPreTokenizer(root.GetProperty("pre_tokenizer"));
+        string? splitPattern = ReadPreTokenizer(Required(root, "pre_tokenizer", ""));
         var (prefix, suffix) = root.TryGetProperty("post_processor", out var post) ? ReadPostProcessor(post) : ([], []);
 
         string? unk = model.TryGetProperty("unk_token", out var unkElement) && unkElement.ValueKind == JsonValueKind.String ? unkElement.GetString() : null;
@@ -209,6 +209,10 @@ internal static class TokenizerJsonReader
                 throw new NotSupportedException($"Post-processor '{type}' is not supported.");
         }
     }
+
+    private static JsonElement Required(JsonElement obj, string name, string parent) =>
+        obj.ValueKind == JsonValueKind.Object && obj.TryGetProperty(name, out var v) ? v
+            : throw new InvalidOperationException($"'{parent}{name}' is missing.");
 
     private static void RequireNullOrValue(JsonElement obj, string name, Func<JsonElement, bool> ok, string what)
     {
