@@ -32,7 +32,9 @@ internal sealed class TokenizeCommand : ISampleCommand
         using var reader = new StreamReader(input.FullName);
         using var writer = File.Create(output.FullName);
         var (records, tokens) = JsonlFieldTokenizer.Run(text => tokenizer.Encode(text), reader, writer, field);
-        Console.WriteLine($"Loaded the tokenizer in {loadSeconds:F2} s; wrote {records} records, {tokens} tokens to {output.FullName} in {sw.Elapsed.TotalSeconds:F2} s.");
+        double seconds = sw.Elapsed.TotalSeconds;
+        Console.WriteLine($"Loaded the tokenizer in {loadSeconds:F2} s; wrote {records} records, {tokens} tokens to {output.FullName} " +
+            $"in {seconds:F2} s ({records / seconds:F0} records/s, {tokens / seconds:F0} tokens/s, JSON reading and writing included).");
         return 0;
     }
 }
