@@ -172,5 +172,7 @@ public sealed class QwenTokenizerParityTests
         int[] ids = tok.Encode(text);
         CollectionAssert.AreEqual(OracleEncode(Oracle, text), ids);
         Assert.AreEqual(text, tok.Decode(ids));
+        // The Microsoft.ML.Tokenizers object handed to ML.NET pipelines gives the same ids.
+        CollectionAssert.AreEqual(ids, Qwen.Tokenizer.EncodeToIds(text).ToArray());
     }
 }
