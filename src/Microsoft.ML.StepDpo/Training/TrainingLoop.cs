@@ -1,0 +1,219 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Microsoft.ML.StepDpo.Training;
+
+/// <summary>
+/// The optimizer loop shared by SFT, DPO and Step-DPO: seeded shuffling per epoch, micro-batches with
+/// gradient accumulation, AdamW (no decay on biases and norms), gradient clipping, warmup + cosine
+/// schedule, metrics, checkpoints that resume bit-identically, cancellation, and a stop on a non-finite loss.
+/// </summary>
+/// <remarks>
+/// Determinism without saving RNG state: the data order of epoch e is a permutation drawn from (seed, e), and
+/// torch's generator is reseeded from (seed, step, micro-batch) before every forward, so a resumed run replays
+/// exactly the same random numbers as an uninterrupted one.
+/// </remarks>
+internal sealed class TrainingLoop<TExample>
+{
+    private readonly ICausalLanguageModel _model;
+    private readonly ITrainingObjective<TExample> _objective;
+    private readonly TrainingLoopOptions _options;
+
+    public TrainingLoop(ICausalLanguageModel model, ITrainingObjective<TExample> objective, TrainingLoopOptions options)
+    {
+        _model = model ?? throw new ArgumentNullException(nameof(model));
+        _objective = objective ?? throw new ArgumentNullException(nameof(objective));
+        _options = options ?? throw new ArgumentNullException(nameof(options));
+        options.Validate();
+    }
+
+    /// <summary>Metric records, one per log interval (also written to <see cref="TrainingLoopOptions.MetricsPath"/>).</summary>
+    public List<Dictionary<string, double>> History { get; } = new();
+
+    public int TotalSteps(int examples)
+    {
+        int batches = (examples + _options.BatchSize - 1) / _options.BatchSize;
+        int stepsPerEpoch = (batches + _options.GradientAccumulationSteps - 1) / _options.GradientAccumulationSteps;
+        return stepsPerEpoch * _options.Epochs;
+    }
+
+    public void Run(IReadOnlyList<TExample> examples)
+    {
+        if (examples.Count == 0) throw new ArgumentException("No training examples.", nameof(examples));
+        var o = _options;
+        int batches = (examples.Count + o.BatchSize - 1) / o.BatchSize;
+        int stepsPerEpoch = (batches + o.GradientAccumulationSteps - 1) / o.GradientAccumulationSteps;
+        int total = stepsPerEpoch * o.Epochs;
+        int warmup = CosineSchedule.WarmupSteps(total, o.WarmupRatio);
+
+        var trainable = _model.TrainableParameters().ToList();
+        if (trainable.Count == 0) throw new InvalidOperationException("The model has no trainable parameters.");
+        var decay = trainable.Where(p => p.dim() >= 2).ToList();
+        var noDecay = trainable.Where(p => p.dim() < 2).ToList();
+        var groups = new List<AdamW.ParamGroup>();
+        if (decay.Count > 0) groups.Add(new AdamW.ParamGroup(decay, new AdamW.Options { LearningRate = o.LearningRate, weight_decay = o.WeightDecay }));
+        if (noDecay.Count > 0) groups.Add(new AdamW.ParamGroup(noDecay, new AdamW.Options { LearningRate = o.LearningRate, weight_decay = 0 }));
+        using var optimizer = torch.optim.AdamW(groups, o.LearningRate, weight_decay: o.WeightDecay);
+
+        var fingerprint = Fingerprint(examples.Count, total);
+        int step = TryResume(optimizer, fingerprint);
+        if (step > 0) o.Log?.Invoke($"Resumed from checkpoint at step {step}/{total}.");
+
+        _model.SetTraining(true);
+        using var metricsFile = o.MetricsPath is null ? null : new StreamWriter(o.MetricsPath, append: step > 0);
+        var window = new MetricWindow();
+        var clock = Stopwatch.StartNew();
+        int[]? order = null;
+        int orderEpoch = -1;
+
+        while (step < total)
+        {
+            if (o.CancellationToken.IsCancellationRequested)
+            {
+                SaveCheckpoint(optimizer, step, fingerprint);
+                o.CancellationToken.ThrowIfCancellationRequested();
+            }
+            int epoch = step / stepsPerEpoch;
+            if (epoch != orderEpoch) { order = Permutation(examples.Count, o.Seed, epoch); orderEpoch = epoch; }
+            int firstBatch = (step % stepsPerEpoch) * o.GradientAccumulationSteps;
+            int micros = Math.Min(o.GradientAccumulationSteps, batches - firstBatch);
+
+            optimizer.zero_grad();
+            var stepMetrics = new Dictionary<string, double>();
+            int tokens = 0;
+            for (int m = 0; m < micros; m++)
+            {
+                int start = (firstBatch + m) * o.BatchSize;
+                var idx = order!.Skip(start).Take(o.BatchSize).ToArray();
+                var batch = idx.Select(i => examples[i]).ToArray();
+                torch.manual_seed(MixSeed(o.Seed, step, m));
+                using var scope = torch.NewDisposeScope();
+                var (loss, metrics, n) = _objective.Compute(_model, batch, idx);
+                double value = loss.detach().to(ScalarType.Float64).item<double>();
+                if (!double.IsFinite(value))
+                {
+                    // Nothing has been applied for this step yet: the weights are the last good ones.
+                    SaveCheckpoint(optimizer, step, fingerprint);
+                    throw new InvalidOperationException(
+                        $"Training stopped: the loss became {value} at step {step + 1} (epoch {epoch + 1}). " +
+                        (o.CheckpointDirectory is null ? "No checkpoint folder was set." : $"The last good state is saved in '{o.CheckpointDirectory}'.") +
+                        " Lower the learning rate or check the data.");
+                }
+                (loss / micros).backward();
+                foreach (var (k, v) in metrics) stepMetrics[k] = stepMetrics.GetValueOrDefault(k) + v / micros;
+                tokens += n;
+            }
+
+            double gradNorm = nn.utils.clip_grad_norm_(trainable, o.MaxGradNorm);
+            double lr = o.LearningRate * CosineSchedule.Multiplier(step, total, warmup);
+            foreach (var g in optimizer.ParamGroups) g.LearningRate = lr;
+            optimizer.step();
+            step++;
+
+            stepMetrics["grad_norm"] = gradNorm;
+            stepMetrics["learning_rate"] = lr;
+            window.Add(stepMetrics, tokens);
+            o.Progress?.Report(new TrainingProgress(step, total, epoch, stepMetrics));
+
+            if (step % o.LogInterval == 0 || step == total)
+            {
+                var record = window.Flush(clock.Elapsed.TotalSeconds);
+                record["step"] = step;
+                record["epoch"] = (double)step / stepsPerEpoch;
+                History.Add(record);
+                o.Log?.Invoke(Format(record));
+                if (metricsFile is not null) { metricsFile.WriteLine(JsonSerializer.Serialize(record)); metricsFile.Flush(); }
+                clock.Restart();
+            }
+            if (o.CheckpointInterval > 0 && step % o.CheckpointInterval == 0 && step < total)
+                SaveCheckpoint(optimizer, step, fingerprint);
+        }
+        SaveCheckpoint(optimizer, step, fingerprint);
+        _model.SetTraining(false);
+    }
+
+    private static long MixSeed(int seed, int step, int micro) => ((long)seed * 1_000_003 + step) * 131 + micro;
+
+    internal static int[] Permutation(int n, int seed, int epoch)
+    {
+        var rng = new Random(HashCode.Combine(seed, epoch, 0x5eed));
+        var p = Enumerable.Range(0, n).ToArray();
+        rng.Shuffle(p);
+        return p;
+    }
+
+    private string Fingerprint(int examples, int total) =>
+        string.Create(CultureInfo.InvariantCulture,
+            $"n={examples};total={total};bs={_options.BatchSize};ga={_options.GradientAccumulationSteps};lr={_options.LearningRate:R};seed={_options.Seed}");
+
+    private string LatestDir => Path.Combine(_options.CheckpointDirectory!, "checkpoint-latest");
+
+    private void SaveCheckpoint(OptimizerHelper optimizer, int step, string fingerprint)
+    {
+        if (_options.CheckpointDirectory is null) return;
+        Directory.CreateDirectory(_options.CheckpointDirectory);
+        // Write a complete new folder, then swap it in, so a kill at any moment leaves one valid checkpoint.
+        var tmp = Path.Combine(_options.CheckpointDirectory, "checkpoint-writing");
+        var old = Path.Combine(_options.CheckpointDirectory, "checkpoint-previous");
+        if (Directory.Exists(tmp)) Directory.Delete(tmp, true);
+        Directory.CreateDirectory(tmp);
+        _model.SaveTrainableState(Path.Combine(tmp, "weights.bin"));
+        using (var w = new BinaryWriter(File.Create(Path.Combine(tmp, "optimizer.bin"))))
+            optimizer.save_state_dict(w);
+        File.WriteAllText(Path.Combine(tmp, "state.json"), JsonSerializer.Serialize(new CheckpointState(step, fingerprint)));
+        if (Directory.Exists(old)) Directory.Delete(old, true);
+        if (Directory.Exists(LatestDir)) Directory.Move(LatestDir, old);
+        Directory.Move(tmp, LatestDir);
+        if (Directory.Exists(old)) Directory.Delete(old, true);
+    }
+
+    private int TryResume(OptimizerHelper optimizer, string fingerprint)
+    {
+        if (_options.CheckpointDirectory is null) return 0;
+        var dir = LatestDir;
+        if (!Directory.Exists(dir))
+        {
+            var old = Path.Combine(_options.CheckpointDirectory, "checkpoint-previous");
+            if (!Directory.Exists(old)) return 0;
+            dir = old; // killed between the two renames of a save
+        }
+        var state = JsonSerializer.Deserialize<CheckpointState>(File.ReadAllText(Path.Combine(dir, "state.json")))
+                    ?? throw new InvalidDataException($"Checkpoint '{dir}' has an unreadable state.json.");
+        if (state.Fingerprint != fingerprint)
+            throw new InvalidOperationException(
+                $"The checkpoint in '{dir}' belongs to a different run ({state.Fingerprint}; this run: {fingerprint}). " +
+                "Use another checkpoint folder or delete it.");
+        _model.LoadTrainableState(Path.Combine(dir, "weights.bin"));
+        using (var r = new BinaryReader(File.OpenRead(Path.Combine(dir, "optimizer.bin"))))
+            optimizer.load_state_dict(r);
+        return state.Step;
+    }
+
+    private sealed record CheckpointState(int Step, string Fingerprint);
+
+    private static string Format(Dictionary<string, double> r) =>
+        string.Join(" ", r.Select(kv => string.Create(CultureInfo.InvariantCulture, $"{kv.Key}={kv.Value:G5}")));
+
+    /// <summary>Averages step metrics over a log interval and measures tokens/s.</summary>
+    private sealed class MetricWindow
+    {
+        private readonly Dictionary<string, double> _sum = new();
+        private int _count, _tokens;
+        public void Add(Dictionary<string, double> m, int tokens)
+        {
+            foreach (var (k, v) in m) _sum[k] = _sum.GetValueOrDefault(k) + v;
+            _count++; _tokens += tokens;
+        }
+        public Dictionary<string, double> Flush(double seconds)
+        {
+            var r = _sum.ToDictionary(kv => kv.Key, kv => kv.Value / Math.Max(1, _count));
+            r["tokens_per_s"] = seconds > 0 ? _tokens / seconds : 0;
+            _sum.Clear(); _count = 0; _tokens = 0;
+            return r;
+        }
+    }
+}
