@@ -51,7 +51,7 @@ internal sealed class ArithmeticExpression
                     sum += 0.5 * Math.Pow(10, -n.Decimals) / Math.Abs(n.Value);
             }
 
-            return 2 * sum;
+            return 1.5 * sum;
         }
     }
 
@@ -73,7 +73,7 @@ internal sealed class ArithmeticExpression
     private static bool LooksRounded(double x, int decimals)
     {
         double half = 0.5 * Math.Pow(10, -decimals) + 1e-12;
-        foreach (int q in new[] { 3, 6, 7, 9, 11, 12, 13 })
+        foreach (int q in new[] { 3, 6, 7, 9 })
         {
             double p = Math.Round(x * q);
             double exact = p / q;

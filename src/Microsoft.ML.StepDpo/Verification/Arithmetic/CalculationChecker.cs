@@ -98,27 +98,50 @@ internal static class CalculationChecker
         if (exprs[^1] is not null && !LastPartIsSelfContained(t, end, exprs[^1]!))
             exprs[^1] = null;
 
-        CheckChain(exprs, equals, results);
+        // A number with a unit word ("= 60 minutes = 1 hour") may be a conversion, not an equality.
+        var withUnit = new bool[parts.Count];
+        for (int p = 0; p < parts.Count; p++)
+            withUnit[p] = parts[p].Any(x => x.HadUnit);
+        if (end + 1 < t.Count && t[end + 1].Kind == MathTokenKind.Word)
+            withUnit[^1] = true;
+        CheckChain(exprs, equals, results, withUnit);
     }
 
     private static bool FirstPartIsSelfContained(List<MathToken> t, int first, ArithmeticExpression expr)
     {
         var head = t[first];
         var prev = first > 0 ? t[first - 1] : null;
-        if (head.Kind == MathTokenKind.Operator && (head.Text != "-" || prev?.Kind == MathTokenKind.Word))
-            return false; // "hours * 60 = 120", "apples - 5 = 3"
+        if (head.Kind == MathTokenKind.Operator)
+        {
+            // Only a sign glued to its number ("is -5 + 3") starts an expression; "apples - 5", "hours * 60" do not.
+            bool sign = head.Text == "-" && head.SpaceBefore && first + 1 < t.Count && !t[first + 1].SpaceBefore;
+            if (!sign)
+                return false;
+        }
+
         if (prev is null)
             return true;
         if (!head.SpaceBefore && prev.Kind is MathTokenKind.Word or MathTokenKind.Punct)
             return false; // "3:30 - 2:00", "x2", "sqrt(16)"
-        if (prev.Kind == MathTokenKind.Word)
+        if (prev.Kind != MathTokenKind.Word)
+            return true;
+        if (expr.IsBareNumber || MathTokenizer.OperationWords.Contains(prev.Text))
+            return false; // "3 packs of 5 = 15", "twice 3 + 1 = 7"
+        if (MathTokenizer.ConnectingWords.Contains(prev.Text))
         {
-            if (expr.IsBareNumber || MathTokenizer.OperationWords.Contains(prev.Text))
-                return false; // "3 packs of 5 = 15", "half of 10 + 2 = 7"
-            if (first >= 2 && t[first - 2].Kind == MathTokenKind.Number)
-                return false; // "2 hours 30 minutes * 2", "2 and 1/2 * 4"
+            // "12 divided by 3 + 1", "half of 10 + 2", "3 packs of 5 * 2": a number or an operation word shortly before.
+            for (int j = first - 2; j >= Math.Max(0, first - 4); j--)
+            {
+                if (t[j].Kind is MathTokenKind.Punct or MathTokenKind.Equals)
+                    break;
+                if (t[j].Kind is MathTokenKind.Number or MathTokenKind.RightParen || (t[j].Kind == MathTokenKind.Word && MathTokenizer.OperationWords.Contains(t[j].Text)))
+                    return false;
+            }
         }
 
+        // "2 hours 30 minutes * 2": the expression continues a compound quantity.
+        if (head.Kind == MathTokenKind.Number && head.HadUnit && first >= 2 && t[first - 2].Kind == MathTokenKind.Number)
+            return false;
         return true;
     }
 
@@ -195,14 +218,18 @@ internal static class CalculationChecker
         return part.GetRange(from, to - from);
     }
 
-    private static void CheckChain(List<ArithmeticExpression?> exprs, List<MathToken> equals, List<CheckedCalculation> results)
+    private static void CheckChain(List<ArithmeticExpression?> exprs, List<MathToken> equals, List<CheckedCalculation> results, bool[]? withUnit = null)
     {
         for (int i = 0; i + 1 < exprs.Count; i++)
         {
             var l = exprs[i];
             var r = exprs[i + 1];
-            if (l is null || r is null || (l.IsBareNumber && r.IsBareNumber))
-                continue; // a restatement or a unit conversion ("2 hours = 120 minutes"): nothing to compute
+            if (l is null || r is null)
+                continue;
+            // Two bare numbers are compared only inside a chain ("12*1.5 = 18 = 18") and without units;
+            // otherwise they are a restatement or a conversion ("2 hours = 120 minutes", "3 packs of 5 = 15").
+            if (l.IsBareNumber && r.IsBareNumber && (i == 0 || (withUnit is not null && (withUnit[i] || withUnit[i + 1]))))
+                continue;
             bool approx = equals[i].Approximate;
             string text = $"{l.Text}{equals[i].Text}{r.Text}";
             if (Agrees(l, r, approx))

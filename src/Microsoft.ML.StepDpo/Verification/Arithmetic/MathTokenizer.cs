@@ -14,14 +14,25 @@ internal static class MathTokenizer
     private static readonly Regex s_number = new(@"\G(?:\d{1,3}(?:,\d{3})+(?![\d,]\d)(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+)", RegexOptions.CultureInvariant);
     private static readonly Regex s_word = new(@"\G[A-Za-z]+", RegexOptions.CultureInvariant);
 
-    /// <summary>Words that can carry an operation ("half of 10", "3 times 4", "5 more than"): text around them is not plain arithmetic.</summary>
+    /// <summary>
+    /// Words that carry an operation on what follows ("half of 10", "twice 4", "3 dozen"): an expression
+    /// right after one of them is not the whole calculation.
+    /// </summary>
     internal static readonly HashSet<string> OperationWords = new(StringComparer.OrdinalIgnoreCase)
     {
-        "of", "times", "time", "per", "each", "every", "half", "halves", "twice", "double", "doubled", "triple", "tripled", "thrice",
-        "quarter", "quarters", "third", "thirds", "fourth", "fourths", "fifth", "fifths", "tenth", "tenths", "dozen", "dozens",
-        "score", "hundred", "hundreds", "thousand", "thousands", "million", "millions", "billion", "billions", "percent", "pct",
-        "more", "less", "fewer", "than", "by", "minus", "plus", "divided", "multiplied", "over", "from", "off", "and", "squared",
-        "cubed", "sqrt", "root", "frac", "mod", "remainder", "a", "an", "x", "X", "pi", "e",
+        "times", "time", "half", "halves", "twice", "double", "doubled", "triple", "tripled", "thrice", "quadruple",
+        "quarter", "quarters", "third", "thirds", "fourth", "fourths", "fifth", "fifths", "sixth", "tenth", "tenths",
+        "dozen", "dozens", "score", "hundred", "hundreds", "thousand", "thousands", "million", "millions", "billion", "billions",
+        "percent", "pct", "minus", "plus", "squared", "cubed", "sqrt", "root", "frac", "mod", "remainder", "x", "X",
+    };
+
+    /// <summary>
+    /// Words that join a number before them to the expression after them ("12 divided by 3 + 1", "5 more than
+    /// 3 * 2", "3 packs of 5 * 2"); harmless without such a number ("a total of 12 + 24").
+    /// </summary>
+    internal static readonly HashSet<string> ConnectingWords = new(StringComparer.OrdinalIgnoreCase)
+    {
+        "of", "by", "than", "from", "over", "per", "each", "every", "and", "more", "less", "fewer", "divided", "multiplied", "off", "into",
     };
 
     public static List<MathToken> Tokenize(string normalized)
@@ -164,7 +175,7 @@ internal static class MathTokenizer
     }
 
     private static bool IsUnitWord(MathToken token) =>
-        token.Kind == MathTokenKind.Word && token.Text.Length >= 2 && !OperationWords.Contains(token.Text)
+        token.Kind == MathTokenKind.Word && token.Text.Length >= 2 && !OperationWords.Contains(token.Text) && !ConnectingWords.Contains(token.Text)
         && !token.Text.Equals("is", StringComparison.OrdinalIgnoreCase) && !token.Text.Equals("are", StringComparison.OrdinalIgnoreCase)
         && !(!token.SpaceBefore && token.Text is "st" or "nd" or "rd" or "th");
 }
