@@ -49,6 +49,9 @@ public sealed class ArithmeticStepVerifierTests
     [DataRow("He saves $50/month * 12 months = $500")]
     [DataRow("45.60 * 0.15 = $6.94")]
     [DataRow("12+54=68.")]
+    [DataRow("8/10 = 70 percent")]
+    [DataRow("5/20 = 0.25 = 20%")]
+    [DataRow("30 * 4 = 120 / 60 = 3 hours")]
     [DataRow("So she has 48 - (12 + 6) = 36 left.")]
     public void PlantedWrongResultIsFlagged(string step)
     {

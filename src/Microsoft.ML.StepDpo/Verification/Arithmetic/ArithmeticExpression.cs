@@ -57,7 +57,7 @@ internal sealed class ArithmeticExpression
 
     public static ArithmeticExpression? TryParse(IReadOnlyList<MathToken> tokens)
     {
-        if (tokens.Count == 0)
+        if (tokens.Count == 0 || HasPercentShorthand(tokens))
             return null;
         var a = new Parser(tokens, percentAsFraction: true);
         var b = new Parser(tokens, percentAsFraction: false);
@@ -67,6 +67,24 @@ internal sealed class ArithmeticExpression
             || double.IsNaN(plain.Value) || double.IsInfinity(plain.Value))
             return null;
         return new ArithmeticExpression(tokens, fraction.Value, plain.Value, a.BinaryOperators);
+    }
+
+    // "50 - 10%" means 50 minus 10% of 50: a percentage added to or taken from a plain number is not plain arithmetic.
+    private static bool HasPercentShorthand(IReadOnlyList<MathToken> tokens)
+    {
+        if (!tokens.Any(t => t.Percent) || tokens.All(t => t.Kind != MathTokenKind.Number || t.Percent))
+            return false;
+        for (int i = 0; i < tokens.Count; i++)
+        {
+            if (!tokens[i].Percent)
+                continue;
+            bool additiveBefore = i > 0 && tokens[i - 1].Text is "+" or "-" && i > 1 && tokens[i - 2].IsValue;
+            bool additiveAfter = i + 1 < tokens.Count && tokens[i + 1].Text is "+" or "-";
+            if (additiveBefore || additiveAfter)
+                return true;
+        }
+
+        return false;
     }
 
     // x is within half a unit of its last digit of p/q for a small q, without being exactly a short decimal.

@@ -111,6 +111,15 @@ internal static class MathTokenizer
         for (int i = 0; i < t.Count; i++)
         {
             var tok = t[i];
+            // "80 percent" is "80%".
+            if (tok is { Kind: MathTokenKind.Number, Percent: false } && i + 1 < t.Count && t[i + 1].Kind == MathTokenKind.Word
+                && t[i + 1].Text.ToLowerInvariant() is "percent" or "pct" or "percents")
+            {
+                t[i] = new MathToken { Kind = MathTokenKind.Number, Text = tok.Text + "%", Value = tok.Value, Decimals = tok.Decimals, Percent = true, SpaceBefore = tok.SpaceBefore };
+                t.RemoveAt(i + 1);
+                tok = t[i];
+            }
+
             // "~5": an approximate number, not an equals sign.
             if (tok is { Kind: MathTokenKind.Equals, Text: "~" } && (i == 0 || !t[i - 1].IsValue))
             {
