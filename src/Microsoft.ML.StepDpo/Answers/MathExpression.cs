@@ -85,7 +85,7 @@ internal sealed class MathExpression
                 return f.Name switch
                 {
                     "sqrt" => Math.Sqrt(x0),
-                    "root" => RealRoot(x1, x0),
+                    "root" => RealRoot(x0, x1),
                     "abs" => Math.Abs(x0),
                     "fact" => Factorial(x0),
                     "binom" => Factorial(x0) / (Factorial(x1) * Factorial(x0 - x1)),
