@@ -141,13 +141,21 @@ public static class AnswerNormalizer
         if (head.Length > 0 && !s.Contains(head, StringComparison.Ordinal)) return s;
         StringBuilder? sb = null;
         int copied = 0, p = 0;
-        while (p <= s.Length)
+        int search = 0;
+        while (search < s.Length)
         {
-            if (!TryMatchAt(s, p, unit, out int unitStart, out int end)) { p++; continue; }
+            // Jump to the next place the unit can start; the match then begins there (^) or one before (\W).
+            int q = head.Length == 0 ? search : s.IndexOf(head, search, StringComparison.Ordinal);
+            if (q < 0) break;
+            search = q + 1;
+            int unitStart, end;
+            if (q == 0) { if (p != 0 || !TryMatchAt(s, 0, unit, out unitStart, out end) || unitStart != 0) continue; }
+            else if (q - 1 < p || !TryMatchAt(s, q - 1, unit, out unitStart, out end) || unitStart != q) continue;
             sb ??= new StringBuilder(s.Length);
             sb.Append(s, copied, unitStart - copied);
             copied = unitStart + unit.Length;
             p = end;
+            search = Math.Max(search, end);
         }
         if (sb is null) return s;
         sb.Append(s, copied, s.Length - copied);

@@ -47,3 +47,27 @@ public sealed class AnswerNormalizerTests
         Assert.AreEqual("5 ", AnswerNormalizer.RemoveUnit("5 p.m", "p . m".Replace(" ", "")));
     }
 }
+
+[TestClass]
+public sealed class UnitRemovalAgainstRegexTests
+{
+    [TestMethod]
+    public void FastScannerMatchesThePlainRegex()
+    {
+        var rng = new Random(7);
+        string[] units = { "a", "m", "cm", "s .", "p . m", "sq m", "as", "t" };
+        string alphabet = "am cs.pq+-{}\\t1";
+        for (int i = 0; i < 4000; i++)
+        {
+            var chars = new char[rng.Next(0, 14)];
+            for (int k = 0; k < chars.Length; k++) chars[k] = alphabet[rng.Next(alphabet.Length)];
+            string s = new(chars);
+            foreach (var unit in units)
+            {
+                string pattern = @"(^|[^\w])" + System.Text.RegularExpressions.Regex.Escape(unit).Replace("\\.", "[^\\n]").Replace("\\ ", " ") + @"($|[^\w])";
+                string expected = System.Text.RegularExpressions.Regex.Replace(s, pattern, "$1$2");
+                Assert.AreEqual(expected, AnswerNormalizer.RemoveUnit(s, unit), $"'{s}' unit '{unit}'");
+            }
+        }
+    }
+}
