@@ -11,6 +11,12 @@ namespace Microsoft.ML.StepDpo.Tests.Modeling;
 [TestClass]
 public sealed class CheckpointTests
 {
+    [ClassInitialize]
+    public static void ClassInit(TestContext _) => SingleThread.Enter();
+
+    [ClassCleanup]
+    public static void ClassDone() => SingleThread.Exit();
+
     private string dir = "";
 
     [TestInitialize]

@@ -8,6 +8,12 @@ namespace Microsoft.ML.StepDpo.Tests.Modeling;
 [TestClass]
 public sealed class GenerationTests
 {
+    [ClassInitialize]
+    public static void ClassInit(TestContext _) => SingleThread.Enter();
+
+    [ClassCleanup]
+    public static void ClassDone() => SingleThread.Exit();
+
     // fp64 so that argmax near-ties cannot make padded and unpadded runs differ by rounding.
     private static Qwen2ForCausalLM NewModel(long seed = 1)
     {

@@ -27,3 +27,14 @@ internal static class ModelTestUtil
 
     public static double MaxAbsDiff(Tensor a, Tensor b) => (a.to(ScalarType.Float64) - b.to(ScalarType.Float64)).abs().max().item<double>();
 }
+
+/// <summary>
+/// Tiny models gain nothing from intra-op threads, and on a busy 2-core machine OpenMP hand-offs cost
+/// milliseconds per op; model test classes run single-threaded and restore the setting afterwards.
+/// </summary>
+internal static class SingleThread
+{
+    private static int saved;
+    public static void Enter() { saved = torch.get_num_threads(); torch.set_num_threads(1); }
+    public static void Exit() => torch.set_num_threads(saved);
+}

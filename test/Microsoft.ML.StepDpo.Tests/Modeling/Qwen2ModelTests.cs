@@ -8,6 +8,12 @@ namespace Microsoft.ML.StepDpo.Tests.Modeling;
 [TestClass]
 public sealed class Qwen2ModelTests
 {
+    [ClassInitialize]
+    public static void ClassInit(TestContext _) => SingleThread.Enter();
+
+    [ClassCleanup]
+    public static void ClassDone() => SingleThread.Exit();
+
     [TestMethod]
     [DataRow("qwen2")]
     [DataRow("llama")]
