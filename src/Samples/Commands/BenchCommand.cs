@@ -1,0 +1,129 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Text.Json;
+using Microsoft.ML.StepDpo.Modeling;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace StepDpo.Samples;
+
+/// <summary>
+/// Measures the model against this machine's own limits, in one run: fp32 GEMM FLOP/s vs. training
+/// throughput of a ~25M-parameter model (MFU), and copy bandwidth vs. bf16 decoding of a Qwen2-0.5B-shaped model.
+/// </summary>
+internal sealed class BenchCommand : ISampleCommand
+{
+    public Command Build()
+    {
+        var output = new Option<FileInfo>("--output") { Description = "JSON file to write.", DefaultValueFactory = _ => new FileInfo("artifacts/bench-model.json") };
+        var quick = new Option<bool>("--quick") { Description = "Fewer repetitions (noisier)." };
+        var cmd = new Command("bench", "Benchmark training MFU and decoding bandwidth use; writes JSON.") { output, quick };
+        cmd.SetAction(p => Run(p.GetValue(output)!, p.GetValue(quick)));
+        return cmd;
+    }
+
+    private static int Run(FileInfo output, bool quick)
+    {
+        TorchRuntime.EnsureLoaded();
+        var r = new Dictionary<string, object> { ["threads"] = torch.get_num_threads(), ["device"] = "cpu" };
+
+        // 1. fp32 GEMM: the matrix-multiply roof for training.
+        double gemm;
+        using (var scope = torch.NewDisposeScope())
+        {
+            const int n = 2048;
+            var a = torch.randn(n, n); var b = torch.randn(n, n); var c = torch.empty(n, n);
+            torch.matmul(a, b);
+            int reps = quick ? 3 : 10;
+            var sw = Stopwatch.StartNew();
+            for (int i = 0; i < reps; i++) c = torch.matmul(a, b);
+            gemm = 2.0 * n * n * n * reps / sw.Elapsed.TotalSeconds / 1e9;
+        }
+        r["gemm_gflops"] = gemm;
+        Console.WriteLine($"fp32 GEMM 2048²: {gemm:F1} GFLOP/s");
+
+        // 2. Training step (forward + backward + AdamW) of a ~25M-parameter Qwen2, fp32.
+        var small = new Qwen2Config
+        {
+            VocabSize = 16384, HiddenSize = 512, IntermediateSize = 1408, NumHiddenLayers = 6, NumAttentionHeads = 8, NumKeyValueHeads = 4,
+            RopeTheta = 10000, TieWordEmbeddings = true, MaxPositionEmbeddings = 2048, TorchDtype = "float32",
+        };
+        using (var model = Qwen2ForCausalLM.CreateRandom(small, ScalarType.Float32, seed: 1))
+        {
+            long N = model.parameters().Sum(p => p.numel());
+            int B = 4, T = 256, warm = 1, steps = quick ? 2 : 5;
+            var opt = torch.optim.AdamW(model.parameters(), lr: 1e-4);
+            using var ids = torch.randint(0, small.VocabSize, new long[] { B, T + 1 });
+            using var x = ids.narrow(1, 0, T); using var y = ids.narrow(1, 1, T);
+            model.train();
+            var sw = new Stopwatch();
+            for (int i = 0; i < warm + steps; i++)
+            {
+                if (i == warm) sw.Start();
+                using var scope = torch.NewDisposeScope();
+                opt.zero_grad();
+                (-model.TokenLogProbs(x, y).mean()).backward();
+                opt.step();
+            }
+            double tokPerS = (double)B * T * steps / sw.Elapsed.TotalSeconds;
+            // 6·N per token for the matmuls (forward 2N, backward 4N) plus attention: 12·layers·T·hidden (PaLM's count).
+            double flopsPerToken = 6.0 * N + 12.0 * small.NumHiddenLayers * T * small.HiddenSize;
+            double mfu = tokPerS * flopsPerToken / (gemm * 1e9);
+            r["train_params"] = N;
+            r["train_tokens_per_s"] = tokPerS;
+            r["train_gflops"] = tokPerS * flopsPerToken / 1e9;
+            r["train_mfu"] = mfu;
+            Console.WriteLine($"train {N / 1e6:F1}M params, {B}x{T} tokens/step: {tokPerS:F0} tok/s, {tokPerS * flopsPerToken / 1e9:F1} GFLOP/s, MFU {mfu:F2}");
+        }
+
+        // 3. Copy bandwidth (bytes read + written per second), the roof for batch-1 decoding.
+        double bw;
+        using (var scope = torch.NewDisposeScope())
+        {
+            long elems = 128L << 20;   // 512 MiB fp32
+            var src = torch.ones(elems); var dst = torch.empty(elems);
+            dst.copy_(src);
+            int reps = quick ? 3 : 8;
+            var sw = Stopwatch.StartNew();
+            for (int i = 0; i < reps; i++) dst.copy_(src);
+            bw = 2.0 * elems * 4 * reps / sw.Elapsed.TotalSeconds / 1e9;
+        }
+        r["copy_bandwidth_gbs"] = bw;
+        Console.WriteLine($"copy bandwidth: {bw:F1} GB/s");
+
+        // 4. Decoding a Qwen2-0.5B-shaped random bf16 model (weights read once per step).
+        var big = Qwen2Config.Qwen2_0_5B();
+        using (var model = Qwen2ForCausalLM.CreateRandom(big, ScalarType.BFloat16, seed: 2))
+        {
+            long weightBytes = model.parameters().Sum(p => p.numel() * p.ElementSize);
+            var gen = new TextGenerator(model);
+            int newTokens = quick ? 4 : 16;
+            double Decode(int batch)
+            {
+                var rnd = new Random(batch);
+                var prompts = Enumerable.Range(0, batch).Select(_ => Enumerable.Range(0, 16).Select(_ => rnd.Next(big.VocabSize)).ToArray()).ToList();
+                gen.Generate(prompts, new GenerationOptions { MaxNewTokens = 2 });   // warm-up
+                var sw = Stopwatch.StartNew();
+                gen.Generate(prompts, new GenerationOptions { MaxNewTokens = 1 });    // prefill + first token
+                double prefill = sw.Elapsed.TotalSeconds;
+                sw.Restart();
+                gen.Generate(prompts, new GenerationOptions { MaxNewTokens = 1 + newTokens });
+                double decode = sw.Elapsed.TotalSeconds - prefill;
+                return batch * newTokens / decode;
+            }
+            double b1 = Decode(1), b32 = Decode(32);
+            double bound = bw * 1e9 / weightBytes;
+            r["decode_weight_bytes"] = weightBytes;
+            r["decode_tokens_per_s_b1"] = b1;
+            r["decode_tokens_per_s_b32"] = b32;
+            r["decode_bound_tokens_per_s"] = bound;
+            r["decode_bandwidth_fraction"] = b1 / bound;
+            Console.WriteLine($"decode Qwen2-0.5B bf16 ({weightBytes / 1e9:F2} GB): b1 {b1:F2} tok/s, b32 {b32:F1} tok/s; bound {bound:F2} tok/s, fraction {b1 / bound:F2}");
+        }
+
+        output.Directory?.Create();
+        File.WriteAllText(output.FullName, JsonSerializer.Serialize(r, new JsonSerializerOptions { WriteIndented = true }));
+        Console.WriteLine($"wrote {output.FullName}");
+        return 0;
+    }
+}
