@@ -59,5 +59,5 @@ internal sealed class GenerateCommand : ISampleCommand
     // INTEGRATION SEAM: the tokenizer.json loader lives on the tokenizer branch. Wire this one line to it,
     // e.g. `return TokenizerLoader.Load(directory);` returning an ITextTokenizer adapter.
     private static ITextTokenizer LoadTokenizer(string directory) =>
-        throw new NotSupportedException($"No tokenizer.json loader is wired into the generate command yet (folder '{directory}').");
+        Microsoft.ML.StepDpo.Modeling.Tokenization.ByteLevelBpeTokenizer.FromDirectory(directory);
 }
