@@ -15,6 +15,9 @@ public sealed class StepDpoCatalog
 
     /// <summary>The ML.NET context this catalog belongs to (its log, seed and device settings are used).</summary>
     public MLContext Context { get; }
+
+    /// <summary>Step-DPO, answer-level DPO and SFT trainers.</summary>
+    public StepDpoTrainers Trainers => new(Context);
 }
 
 /// <summary>Extension methods that expose Step-DPO on <see cref="MLContext"/>.</summary>

@@ -27,11 +27,11 @@ internal sealed class StepScorer : IDisposable
 {
     private readonly Qwen2ForCausalLM _policy;
     private readonly Qwen2ForCausalLM? _reference; // null: LoRA policy, reference = adapters disabled
-    private readonly ITextTokenizer _tokenizer;
+    private readonly ByteLevelBpeTokenizer _tokenizer;
     private readonly object _lock = new();
     private static readonly SegmentationSettings s_segmentation = new() { Mode = SegmentationMode.Auto, AnswerLine = AnswerLineHandling.KeepInLastStep };
 
-    public StepScorer(Qwen2ForCausalLM policy, Qwen2ForCausalLM? reference, ITextTokenizer tokenizer, PromptTemplate template, double beta, double threshold)
+    public StepScorer(Qwen2ForCausalLM policy, Qwen2ForCausalLM? reference, ByteLevelBpeTokenizer tokenizer, PromptTemplate template, double beta, double threshold)
     {
         _policy = policy ?? throw new ArgumentNullException(nameof(policy));
         _reference = reference;
@@ -51,7 +51,7 @@ internal sealed class StepScorer : IDisposable
     public double Threshold { get; }
     public Qwen2ForCausalLM Policy => _policy;
     public Qwen2ForCausalLM? Reference => _reference;
-    public ITextTokenizer Tokenizer => _tokenizer;
+    public ByteLevelBpeTokenizer Tokenizer => _tokenizer;
 
     /// <summary>Splits a solution into (context text, step text) pairs, one per step.</summary>
     internal List<(string Context, string Step, string Text)> Split(string prompt, string solution)
@@ -81,7 +81,7 @@ internal sealed class StepScorer : IDisposable
 
         // Token spans of every step inside the joint tokenization of the last context + step.
         var last = parts[^1];
-        var fullIds = _tokenizer.Encode(last.Context + last.Step);
+        var fullIds = ((ITextTokenizer)_tokenizer).Encode(last.Context + last.Step);
         var spans = new List<(int[] Ids, int Start, int End)>(); // ids of the sequence holding the step, and its span
         foreach (var (context, step, _) in parts)
         {

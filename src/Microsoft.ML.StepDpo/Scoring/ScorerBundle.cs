@@ -1,0 +1,136 @@
+using System.IO.Compression;
+using System.Security.Cryptography;
+using System.Text.Json;
+using Microsoft.ML.StepDpo.Modeling;
+using Microsoft.ML.StepDpo.Modeling.Tokenization;
+using Microsoft.ML.StepDpo.Text;
+
+namespace Microsoft.ML.StepDpo.Scoring;
+
+/// <summary>What a saved step scorer records besides its weights.</summary>
+internal sealed class ScorerManifest
+{
+    public int FormatVersion { get; set; } = 1;
+    public double Beta { get; set; }
+    public double Threshold { get; set; }
+    public string TemplateName { get; set; } = "";
+    public string Template { get; set; } = "";
+    public string Separator { get; set; } = "";
+    /// <summary>True: policy = base + LoRA adapters (in the bundle), reference = base with adapters off.</summary>
+    public bool Lora { get; set; }
+    /// <summary>With LoRA: the base model folder, referenced by path and checked by SHA-256.</summary>
+    public string? BaseModelPath { get; set; }
+    public string? BaseModelSha256 { get; set; }
+}
+
+/// <summary>
+/// A step scorer as one byte array (a zip of Hugging Face folders plus a manifest), so that it can travel
+/// inside an ML.NET model zip. Full fine-tuning: policy/ and reference/ folders. LoRA: adapters/ (PEFT
+/// layout) and the base model referenced by path and SHA-256, so a multi-GB base is not copied.
+/// </summary>
+internal static class ScorerBundle
+{
+    private const string ManifestEntry = "scorer.json";
+
+    public static byte[] Create(StepScorer scorer, string? baseModelPath)
+    {
+        var staging = Directory.CreateTempSubdirectory("stepdpo-bundle-").FullName;
+        try
+        {
+            bool lora = scorer.Reference is null;
+            var manifest = new ScorerManifest
+            {
+                Beta = scorer.Beta, Threshold = scorer.Threshold, Lora = lora,
+                TemplateName = scorer.Template.Name, Template = scorer.Template.Template, Separator = scorer.Template.Separator,
+            };
+            if (lora)
+            {
+                if (baseModelPath is null)
+                    throw new InvalidOperationException("A LoRA step scorer can only be saved when its base model was loaded from a folder (it is referenced by path).");
+                manifest.BaseModelPath = Path.GetFullPath(baseModelPath);
+                manifest.BaseModelSha256 = HashModelFolder(baseModelPath);
+                LoraAdapters.Save(scorer.Policy, Path.Combine(staging, "adapters"), manifest.BaseModelPath);
+                scorer.Tokenizer.Save(Path.Combine(staging, "adapters"));
+            }
+            else
+            {
+                SaveFolder(scorer.Policy, scorer.Tokenizer, Path.Combine(staging, "policy"));
+                SaveFolder(scorer.Reference!, scorer.Tokenizer, Path.Combine(staging, "reference"));
+            }
+            File.WriteAllText(Path.Combine(staging, ManifestEntry), JsonSerializer.Serialize(manifest));
+            using var ms = new MemoryStream();
+            using (var zip = new ZipArchive(ms, ZipArchiveMode.Create, leaveOpen: true))
+                foreach (var file in Directory.EnumerateFiles(staging, "*", SearchOption.AllDirectories).OrderBy(f => f, StringComparer.Ordinal))
+                    zip.CreateEntryFromFile(file, Path.GetRelativePath(staging, file).Replace('\\', '/'), CompressionLevel.Fastest);
+            return ms.ToArray();
+        }
+        finally { Directory.Delete(staging, true); }
+    }
+
+    public static string Sha256(ReadOnlySpan<byte> bytes) => Convert.ToHexString(SHA256.HashData(bytes)).ToLowerInvariant();
+
+    public static StepScorer Load(byte[] bundle)
+    {
+        // Extract once per content into a content-addressed cache folder (atomic rename), then load from it.
+        string sha = Sha256(bundle);
+        string dir = Path.Combine(Path.GetTempPath(), "stepdpo-scorers", sha);
+        if (!File.Exists(Path.Combine(dir, ManifestEntry)))
+        {
+            var tmp = dir + ".tmp-" + Guid.NewGuid().ToString("N");
+            try
+            {
+                using (var zip = new ZipArchive(new MemoryStream(bundle), ZipArchiveMode.Read))
+                    zip.ExtractToDirectory(tmp);
+            }
+            catch (InvalidDataException e)
+            {
+                throw new InvalidDataException("The step scorer stored in this model is corrupted (its bundle is not a valid archive).", e);
+            }
+            try { Directory.Move(tmp, dir); }
+            catch (IOException) when (File.Exists(Path.Combine(dir, ManifestEntry))) { Directory.Delete(tmp, true); } // another thread won
+        }
+        var manifest = JsonSerializer.Deserialize<ScorerManifest>(File.ReadAllText(Path.Combine(dir, ManifestEntry)))
+                       ?? throw new InvalidDataException("The step scorer's manifest is unreadable.");
+        if (manifest.FormatVersion != 1)
+            throw new InvalidDataException($"This step scorer was saved in format {manifest.FormatVersion}; this version of Microsoft.ML.StepDpo reads format 1.");
+        var template = new PromptTemplate(manifest.TemplateName, manifest.Template, manifest.Separator);
+        if (manifest.Lora)
+        {
+            var basePath = manifest.BaseModelPath!;
+            if (!Directory.Exists(basePath))
+                throw new FileNotFoundException($"The step scorer's base model folder '{basePath}' is missing. A LoRA scorer references its base model by path; restore the folder or retrain.");
+            var actual = HashModelFolder(basePath);
+            if (actual != manifest.BaseModelSha256)
+                throw new InvalidDataException($"The base model in '{basePath}' has changed since the step scorer was trained (SHA-256 {actual}, expected {manifest.BaseModelSha256}).");
+            var model = ModelCheckpoint.Load(basePath);
+            LoraAdapters.Load(model, Path.Combine(dir, "adapters"));
+            var tok = ByteLevelBpeTokenizer.FromDirectory(Path.Combine(dir, "adapters"));
+            return new StepScorer(model, null, tok, template, manifest.Beta, manifest.Threshold);
+        }
+        var policy = ModelCheckpoint.Load(Path.Combine(dir, "policy"));
+        var reference = ModelCheckpoint.Load(Path.Combine(dir, "reference"));
+        var tokenizer = ByteLevelBpeTokenizer.FromDirectory(Path.Combine(dir, "policy"));
+        return new StepScorer(policy, reference, tokenizer, template, manifest.Beta, manifest.Threshold);
+    }
+
+    private static void SaveFolder(Qwen2ForCausalLM model, ByteLevelBpeTokenizer tokenizer, string dir)
+    {
+        ModelCheckpoint.Save(model, dir);
+        tokenizer.Save(dir);
+    }
+
+    /// <summary>SHA-256 over config.json and the weight files of a model folder, in a fixed order.</summary>
+    internal static string HashModelFolder(string directory)
+    {
+        using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        var files = new[] { Path.Combine(directory, ModelCheckpoint.ConfigFile) }.Concat(ModelCheckpoint.WeightFiles(directory));
+        var buffer = new byte[1 << 20];
+        foreach (var f in files)
+        {
+            using var s = File.OpenRead(f);
+            int n;
+            while ((n = s.Read(buffer, 0, buffer.Length)) > 0) sha.AppendData(buffer, 0, n);
+        }
+        return Convert.ToHexString(sha.GetHashAndReset()).ToLowerInvariant();
+    }
+}

@@ -1,0 +1,59 @@
+using Microsoft.ML.StepDpo.Persistence;
+
+namespace Microsoft.ML.StepDpo.Scoring;
+
+/// <summary>Names of the columns a <see cref="StepScoringTransformer"/> reads and writes.</summary>
+public sealed class StepScoringColumns
+{
+    /// <summary>Text column with the problem. Default "prompt".</summary>
+    public string Prompt { get; set; } = "prompt";
+    /// <summary>Text column with the solution to score ("Let's think step by step.\nStep 1: …"). Default "solution".</summary>
+    public string Solution { get; set; } = "solution";
+    /// <summary>Output: vector of float, β·(log πθ − log πref) per step. Default "StepRewards".</summary>
+    public string StepRewards { get; set; } = "StepRewards";
+    /// <summary>Output: float, the sum of the step rewards. Default "TotalReward".</summary>
+    public string TotalReward { get; set; } = "TotalReward";
+    /// <summary>Output: int, 1-based first step whose reward is below the threshold; -1 if none. Default "FirstErrorStep".</summary>
+    public string FirstErrorStep { get; set; } = "FirstErrorStep";
+    /// <summary>Output: int, the number of steps scored. Default "StepCount".</summary>
+    public string StepCount { get; set; } = "StepCount";
+}
+
+/// <summary>
+/// The fitted Step-DPO model as an ML.NET transformer: a step scorer. For each row it segments the solution
+/// into steps and outputs the implicit reward of each step, β·(log πθ(step | context) − log πref(step | context)),
+/// their sum, and the first step whose reward falls below the threshold. It saves with
+/// <c>mlContext.Model.Save</c> (weights included; LoRA adapters with the base referenced by path and SHA-256)
+/// and loads with <c>mlContext.Model.Load</c> after
+/// <c>mlContext.ComponentCatalog.RegisterAssembly(typeof(StepScoringTransformer).Assembly)</c>.
+/// </summary>
+public sealed class StepScoringTransformer : ChainedTransformer
+{
+    internal StepScoringTransformer(ITransformer inner, StepScorer scorer) : base(inner)
+    {
+        Scorer = scorer;
+    }
+
+    internal StepScorer Scorer { get; }
+
+    internal static IEstimator<ITransformer> BuildChain(MLContext mlContext, StepScorer scorer, string? baseModelPath, StepScoringColumns columns, out string sha)
+    {
+        var bundle = ScorerBundle.Create(scorer, baseModelPath);
+        sha = ScorerBundle.Sha256(bundle);
+        StepScoringMapping.Register(sha, scorer);
+        var t = mlContext.Transforms;
+        var settings = new StepScoringSettings { BundleSha256 = sha };
+        IEstimator<ITransformer> weights = t.Expression(StepScoringMapping.KeyColumn, "x => \"w\"", columns.Prompt)
+            .Append(t.Conversion.MapValue(StepScoringMapping.BundleColumn, new[] { new KeyValuePair<string, byte[]>("w", bundle) }, StepScoringMapping.KeyColumn));
+        var mapping = weights.Append(t.CustomMapping<StepScoringMapping.Input, StepScoringMapping.Output>(StepScoringMapping.Map, StepScoringMapping.ContractName));
+        return PersistedMapping.Build(t, settings, StepScoringMapping.ConfigColumn, columns.Prompt,
+            new[] { (StepScoringMapping.PromptColumn, columns.Prompt), (StepScoringMapping.SolutionColumn, columns.Solution) },
+            mapping,
+            new[]
+            {
+                (StepScoringMapping.RewardsColumn, columns.StepRewards), (StepScoringMapping.TotalColumn, columns.TotalReward),
+                (StepScoringMapping.FirstErrorColumn, columns.FirstErrorStep), (StepScoringMapping.StepCountColumn, columns.StepCount),
+            },
+            StepScoringMapping.InternalColumns);
+    }
+}
