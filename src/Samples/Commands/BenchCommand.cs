@@ -17,15 +17,30 @@ internal sealed class BenchCommand : ISampleCommand
     {
         var output = new Option<FileInfo>("--output") { Description = "JSON file to write.", DefaultValueFactory = _ => new FileInfo("artifacts/bench-model.json") };
         var quick = new Option<bool>("--quick") { Description = "Fewer repetitions (noisier)." };
-        var cmd = new Command("bench", "Benchmark training MFU and decoding bandwidth use; writes JSON.") { output, quick };
-        cmd.SetAction(p => Run(p.GetValue(output)!, p.GetValue(quick)));
+        var sections = new Option<string[]>("--sections")
+        {
+            Description = "Which measurements: model (GEMM, training MFU, decoding), stepdpo (prefix sharing + reference cache vs the plain path).",
+            DefaultValueFactory = _ => new[] { "model", "stepdpo" }, AllowMultipleArgumentsPerToken = true,
+        };
+        var cmd = new Command("bench", "Benchmark training MFU, decoding bandwidth use and Step-DPO's fast path; writes JSON.") { output, quick, sections };
+        cmd.SetAction(p => Run(p.GetValue(output)!, p.GetValue(quick), p.GetValue(sections)!));
         return cmd;
     }
 
-    private static int Run(FileInfo output, bool quick)
+    private static int Run(FileInfo output, bool quick, string[] sections)
     {
         TorchRuntime.EnsureLoaded();
         var r = new Dictionary<string, object> { ["threads"] = torch.get_num_threads(), ["device"] = "cpu" };
+        if (sections.Contains("model")) RunModel(r, quick);
+        if (sections.Contains("stepdpo")) StepDpoBenchmark.Run(r, quick);
+        output.Directory?.Create();
+        File.WriteAllText(output.FullName, JsonSerializer.Serialize(r, new JsonSerializerOptions { WriteIndented = true }));
+        Console.WriteLine($"wrote {output.FullName}");
+        return 0;
+    }
+
+    private static void RunModel(Dictionary<string, object> r, bool quick)
+    {
 
         // 1. fp32 GEMM: the matrix-multiply roof for training.
         double gemm;
@@ -120,10 +135,5 @@ internal sealed class BenchCommand : ISampleCommand
             r["decode_bandwidth_fraction"] = b1 / bound;
             Console.WriteLine($"decode Qwen2-0.5B bf16 ({weightBytes / 1e9:F2} GB): b1 {b1:F2} tok/s, b32 {b32:F1} tok/s; bound {bound:F2} tok/s, fraction {b1 / bound:F2}");
         }
-
-        output.Directory?.Create();
-        File.WriteAllText(output.FullName, JsonSerializer.Serialize(r, new JsonSerializerOptions { WriteIndented = true }));
-        Console.WriteLine($"wrote {output.FullName}");
-        return 0;
     }
 }
