@@ -36,6 +36,20 @@ public sealed class StepScoringTransformer : ChainedTransformer
 
     internal StepScorer Scorer { get; }
 
+    /// <summary>
+    /// Writes the trained policy: a Hugging Face folder (config.json, model.safetensors, tokenizer.json) after full
+    /// fine-tuning, or the LoRA adapters in the PEFT layout (adapter_config.json, adapter_model.safetensors).
+    /// </summary>
+    public void SavePolicy(string directory)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(directory);
+        if (Scorer.Reference is null)
+            Modeling.LoraAdapters.Save(Scorer.Policy, directory);
+        else
+            Modeling.ModelCheckpoint.Save(Scorer.Policy, directory);
+        Scorer.Tokenizer.Save(directory);
+    }
+
     internal static IEstimator<ITransformer> BuildChain(MLContext mlContext, StepScorer scorer, string? baseModelPath, StepScoringColumns columns, out string sha)
     {
         var bundle = ScorerBundle.Create(scorer, baseModelPath);

@@ -1,0 +1,27 @@
+using Microsoft.ML.StepDpo.Modeling;
+using Microsoft.ML.StepDpo.Modeling.Tokenization;
+using Microsoft.ML.StepDpo.Text;
+
+namespace Microsoft.ML.StepDpo.Training;
+
+/// <summary>Supervised examples: template(prompt) + separator, then the response and EOS (labels on the response and EOS only).</summary>
+internal static class SftData
+{
+    public static List<TokenizedSequence> Tokenize(IEnumerable<(string Prompt, string Response)> rows, ITextTokenizer tokenizer, PromptTemplate template,
+        int maxLength, out int dropped)
+    {
+        dropped = 0;
+        var list = new List<TokenizedSequence>();
+        foreach (var (prompt, response) in rows)
+        {
+            if (string.IsNullOrWhiteSpace(response)) { dropped++; continue; }
+            var (p, r) = tokenizer.TokenizeSeam(template.Build(prompt, ""), response);
+            var ids = p.Concat(r);
+            if (tokenizer.EosId is int eos) ids = ids.Append(eos);
+            var arr = ids.ToArray();
+            if (arr.Length > maxLength || p.Length == 0) { dropped++; continue; }
+            list.Add(new TokenizedSequence(arr, p.Length));
+        }
+        return list;
+    }
+}

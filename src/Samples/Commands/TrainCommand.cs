@@ -1,0 +1,152 @@
+using System.CommandLine;
+using Microsoft.ML;
+using Microsoft.ML.StepDpo;
+using Microsoft.ML.StepDpo.Modeling;
+using Microsoft.ML.StepDpo.Modeling.Tokenization;
+using Microsoft.ML.StepDpo.Text;
+using Microsoft.ML.StepDpo.Training;
+using Spectre.Console;
+
+namespace StepDpo.Samples;
+
+/// <summary>
+/// Trains a model on a JSONL file: Step-DPO (Math-Step-DPO-10K rows), answer-level DPO (prompt, chosen and
+/// rejected whole solutions) or SFT (prompt and response). Writes a Hugging Face folder and, for the
+/// preference methods, the step scorer as an ML.NET zip.
+/// </summary>
+internal sealed class TrainCommand : ISampleCommand
+{
+    public Command Build()
+    {
+        var data = new Option<FileInfo>("--data") { Description = "Training JSONL.", Required = true };
+        var model = new Option<DirectoryInfo>("--model") { Description = "Hugging Face model folder to start from (config.json, safetensors, tokenizer.json).", Required = true };
+        var method = new Option<string>("--method") { Description = "step-dpo, dpo or sft.", DefaultValueFactory = _ => "step-dpo" };
+        method.AcceptOnlyFromAmong("step-dpo", "dpo", "sft");
+        var template = new Option<string>("--template") { Description = "Prompt template: alpaca, deepseek-math, qwen2-boxed, qwen-chat, or a custom text with {instruction}.", DefaultValueFactory = _ => "alpaca" };
+        var separator = new Option<string?>("--separator") { Description = "Separator after a custom template (default \"\\n\")." };
+        var lora = new Option<bool>("--lora") { Description = "Train LoRA adapters (rank 8, alpha 16) instead of all weights." };
+        var epochs = new Option<int>("--epochs") { Description = "Epochs.", DefaultValueFactory = _ => 4 };
+        var beta = new Option<double>("--beta") { Description = "β (preference methods).", DefaultValueFactory = _ => 0.4 };
+        var lr = new Option<double>("--lr") { Description = "Peak learning rate.", DefaultValueFactory = _ => 5e-7 };
+        var batch = new Option<int>("--batch-size") { Description = "Pairs (or sequences) per micro-batch.", DefaultValueFactory = _ => 8 };
+        var maxLength = new Option<int>("--max-length") { Description = "Longest sequence in tokens.", DefaultValueFactory = _ => 1024 };
+        var seed = new Option<int>("--seed") { Description = "Seed.", DefaultValueFactory = _ => 0 };
+        var promptField = new Option<string>("--prompt-field") { Description = "Prompt field.", DefaultValueFactory = _ => "prompt" };
+        var responseField = new Option<string>("--response-field") { Description = "Response field (sft).", DefaultValueFactory = _ => "response" };
+        var output = new Option<DirectoryInfo>("--output") { Description = "Output folder.", Required = true };
+        var cmd = new Command("train", "Train with Step-DPO, DPO or SFT; writes a Hugging Face folder (and the step scorer zip).")
+        {
+            data, model, method, template, separator, lora, epochs, beta, lr, batch, maxLength, seed, promptField, responseField, output,
+        };
+        cmd.SetAction(p => Run(new Args(p.GetValue(data)!, p.GetValue(model)!, p.GetValue(method)!, ResolveTemplate(p.GetValue(template)!, p.GetValue(separator)),
+            p.GetValue(lora), p.GetValue(epochs), p.GetValue(beta), p.GetValue(lr), p.GetValue(batch), p.GetValue(maxLength), p.GetValue(seed),
+            p.GetValue(promptField)!, p.GetValue(responseField)!, p.GetValue(output)!)));
+        return cmd;
+    }
+
+    private sealed record Args(FileInfo Data, DirectoryInfo Model, string Method, PromptTemplate Template, bool Lora, int Epochs, double Beta,
+        double LearningRate, int BatchSize, int MaxLength, int Seed, string PromptField, string ResponseField, DirectoryInfo Output);
+
+    internal static PromptTemplate ResolveTemplate(string name, string? separator) =>
+        PromptTemplate.BuiltIn.TryGetValue(name, out var t) ? t
+        : name.Contains("{instruction}", StringComparison.Ordinal) ? new PromptTemplate("custom", name, separator ?? "\n")
+        : throw new ArgumentException($"Unknown template '{name}': use one of {string.Join(", ", PromptTemplate.BuiltIn.Keys)} or a text containing {{instruction}}.");
+
+    private static int Run(Args a)
+    {
+        if (!a.Data.Exists) { AnsiConsole.MarkupLineInterpolated($"[red]No such file: {a.Data.FullName}[/]"); return 2; }
+        if (!a.Model.Exists) { AnsiConsole.MarkupLineInterpolated($"[red]No such model folder: {a.Model.FullName}[/]"); return 2; }
+        a.Output.Create();
+        var ml = new MLContext(a.Seed);
+        return a.Method == "sft" ? RunSft(a) : RunPreference(ml, a);
+    }
+
+    private static int RunPreference(MLContext ml, Args a)
+    {
+        bool step = a.Method == "step-dpo";
+        var data = step ? ml.Data.LoadFromStepDpoJsonl(a.Data.FullName) : ml.Data.LoadFromJsonl(a.Data.FullName, a.PromptField, "chosen", "rejected");
+        var options = new StepDpoTrainer.Options
+        {
+            BaseModelPath = a.Model.FullName, Template = a.Template, Beta = a.Beta, LearningRate = a.LearningRate, Epochs = a.Epochs,
+            BatchSize = a.BatchSize, MaxLength = a.MaxLength, MaxPromptLength = Math.Max(1, a.MaxLength / 2), UseLora = a.Lora, Seed = a.Seed,
+            PromptColumnName = a.PromptField, CheckpointDirectory = Path.Combine(a.Output.FullName, "checkpoints"),
+            MetricsPath = Path.Combine(a.Output.FullName, "metrics.jsonl"),
+        };
+        ml.Log += (_, e) => { if (e.Message.Contains("rows used", StringComparison.Ordinal)) AnsiConsole.WriteLine(e.Message); };
+        var trainer = step ? ml.StepDpo().Trainers.StepDpo(options) : ml.StepDpo().Trainers.Dpo(options);
+        Microsoft.ML.StepDpo.Scoring.StepScoringTransformer? scorer = null;
+        AnsiConsole.Progress().Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn())
+            .Start(ctx =>
+            {
+                var task = ctx.AddTask($"{a.Method} training");
+                options.Progress = new InlineProgress<TrainingProgress>(p =>
+                {
+                    task.MaxValue = p.TotalSteps;
+                    task.Value = p.Step;
+                    task.Description = $"{a.Method} step {p.Step}/{p.TotalSteps} loss {p.Metrics.GetValueOrDefault("loss"):F4} margin {p.Metrics.GetValueOrDefault("rewards/margins"):F3}";
+                });
+                scorer = trainer.Fit(data);
+            });
+        var zip = Path.Combine(a.Output.FullName, "model.zip");
+        ml.Model.Save(scorer!, null, zip);
+        var hf = Path.Combine(a.Output.FullName, "model");
+        scorer!.SavePolicy(hf);
+        AnsiConsole.MarkupLineInterpolated($"Wrote the step scorer to [green]{zip}[/] and the trained model to [green]{hf}[/].");
+        return 0;
+    }
+
+    private static int RunSft(Args a)
+    {
+        var tokenizer = ByteLevelBpeTokenizer.FromDirectory(a.Model.FullName);
+        using var model = ModelCheckpoint.Load(a.Model.FullName);
+        var ml = new MLContext(a.Seed);
+        var data = ml.Data.LoadFromJsonl(a.Data.FullName, a.PromptField, a.ResponseField);
+        var examples = SftData.Tokenize(DataViewText.ReadPairs(data, a.PromptField, a.ResponseField).ToList(), tokenizer, a.Template, a.MaxLength, out var dropped);
+        if (dropped > 0) AnsiConsole.WriteLine($"{dropped} rows were empty or too long and were left out.");
+        var loopOptions = new TrainingLoopOptions
+        {
+            Epochs = a.Epochs, BatchSize = a.BatchSize, LearningRate = a.LearningRate, Seed = a.Seed,
+            CheckpointDirectory = Path.Combine(a.Output.FullName, "checkpoints"), MetricsPath = Path.Combine(a.Output.FullName, "metrics.jsonl"),
+        };
+        var loop = new TrainingLoop<TokenizedSequence>(new Qwen2TrainingModel(model), new SftObjective(), loopOptions);
+        AnsiConsole.Progress().Start(ctx =>
+        {
+            var task = ctx.AddTask("sft training");
+            loopOptions.Progress = new InlineProgress<TrainingProgress>(p =>
+            {
+                task.MaxValue = p.TotalSteps; task.Value = p.Step;
+                task.Description = $"sft step {p.Step}/{p.TotalSteps} loss {p.Metrics.GetValueOrDefault("loss"):F4}";
+            });
+            loop.Run(examples);
+        });
+        var hf = Path.Combine(a.Output.FullName, "model");
+        ModelCheckpoint.Save(model, hf);
+        tokenizer.Save(hf);
+        AnsiConsole.MarkupLineInterpolated($"Wrote the trained model to [green]{hf}[/].");
+        return 0;
+    }
+}
+
+/// <summary>IProgress that reports on the calling thread.</summary>
+internal sealed class InlineProgress<T>(Action<T> report) : IProgress<T>
+{
+    public void Report(T value) => report(value);
+}
+
+internal static class DataViewText
+{
+    /// <summary>The values of two text columns, row by row.</summary>
+    public static IEnumerable<(string, string)> ReadPairs(IDataView data, string first, string second)
+    {
+        var cols = new[] { data.Schema[first], data.Schema[second] };
+        using var cursor = data.GetRowCursor(cols);
+        var g1 = cursor.GetGetter<ReadOnlyMemory<char>>(cols[0]);
+        var g2 = cursor.GetGetter<ReadOnlyMemory<char>>(cols[1]);
+        ReadOnlyMemory<char> a = default, b = default;
+        while (cursor.MoveNext())
+        {
+            g1(ref a); g2(ref b);
+            yield return (a.ToString(), b.ToString());
+        }
+    }
+}
