@@ -1,0 +1,295 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
+
+namespace Microsoft.ML.StepDpo.Modeling;
+
+// The whole Qwen2 / Llama decoder in one file, top to bottom: RMSNorm, rotary embedding, grouped-query
+// attention, SwiGLU MLP, decoder layer, model, LM head. Field names are the Hugging Face parameter names.
+
+/// <summary>RMSNorm computed in fp32, scaled in the input dtype (as Hugging Face does).</summary>
+internal sealed class RmsNorm : nn.Module
+{
+    private Parameter weight;
+    private readonly double eps;
+
+    public RmsNorm(long size, double eps, ScalarType dtype, Device device) : base(nameof(RmsNorm))
+    {
+        weight = new Parameter(torch.ones(size, dtype: dtype, device: device));
+        this.eps = eps;
+        RegisterComponents();
+    }
+
+    public Tensor forward(Tensor x)
+    {
+        using var scope = torch.NewDisposeScope();
+        var h = x.to(ScalarType.Float32);
+        h = h * torch.rsqrt(h.pow(2).mean(new long[] { -1 }, keepdim: true) + eps);
+        return (weight * h.to(x.dtype)).MoveToOuterDisposeScope();
+    }
+}
+
+/// <summary>Token embedding holding exactly one Parameter (also the tied LM head's weight).</summary>
+internal sealed class TokenEmbedding : nn.Module
+{
+    private Parameter weight;
+
+    public TokenEmbedding(long vocab, long hidden, ScalarType dtype, Device device) : base(nameof(TokenEmbedding))
+    {
+        weight = new Parameter(torch.empty(vocab, hidden, dtype: dtype, device: device));
+        RegisterComponents();
+    }
+
+    public Parameter Weight => weight;
+
+    public Tensor forward(Tensor ids)
+    {
+        var shape = ids.shape.Append(weight.shape[1]).ToArray();
+        return weight.index_select(0, ids.reshape(-1)).reshape(shape);
+    }
+}
+
+/// <summary>Rotary position embedding, Hugging Face's rotate_half convention (pairs i and i + d/2).</summary>
+internal static class Rotary
+{
+    /// <summary>cos and sin for positions [B,T], shaped [B,1,T,d] in <paramref name="dtype"/>.</summary>
+    public static (Tensor Cos, Tensor Sin) Tables(Tensor positions, int headDim, double theta, ScalarType dtype)
+    {
+        using var scope = torch.NewDisposeScope();
+        // fp32 like Hugging Face; fp64 only when the whole model is fp64 (used by exactness tests).
+        var ft = dtype == ScalarType.Float64 ? ScalarType.Float64 : ScalarType.Float32;
+        var exponents = torch.arange(0, headDim, 2, dtype: ScalarType.Int64, device: positions.device).to(ft) / headDim;
+        var invFreq = 1.0 / torch.pow(theta, exponents);                              // [d/2]
+        var freqs = positions.to(ft).unsqueeze(-1) * invFreq;                        // [B,T,d/2]
+        var emb = torch.cat(new[] { freqs, freqs }, -1).unsqueeze(1);                 // [B,1,T,d]
+        return (emb.cos().to(dtype).MoveToOuterDisposeScope(), emb.sin().to(dtype).MoveToOuterDisposeScope());
+    }
+
+    public static Tensor Apply(Tensor x, Tensor cos, Tensor sin)
+    {
+        long d = x.shape[^1], half = d / 2;
+        var rotated = torch.cat(new[] { -x.narrow(-1, half, d - half), x.narrow(-1, 0, half) }, -1);
+        return x * cos + rotated * sin;
+    }
+}
+
+/// <summary>Grouped-query attention: q/k/v biases (configurable), none on o_proj; K/V repeated per group.</summary>
+internal sealed class Qwen2Attention : nn.Module
+{
+    private LoraLinear q_proj, k_proj, v_proj, o_proj;
+    private readonly int heads, kvHeads, headDim;
+
+    public Qwen2Attention(Qwen2Config c, ScalarType dtype, Device device) : base(nameof(Qwen2Attention))
+    {
+        heads = c.NumAttentionHeads; kvHeads = c.NumKeyValueHeads; headDim = c.HeadDim;
+        q_proj = new LoraLinear(c.HiddenSize, heads * headDim, c.AttentionBias, dtype, device);
+        k_proj = new LoraLinear(c.HiddenSize, kvHeads * headDim, c.AttentionBias, dtype, device);
+        v_proj = new LoraLinear(c.HiddenSize, kvHeads * headDim, c.AttentionBias, dtype, device);
+        o_proj = new LoraLinear(heads * headDim, c.HiddenSize, false, dtype, device);
+        RegisterComponents();
+    }
+
+    // x [B,T,hidden]; cos/sin [B,1,T,d]; mask boolean [B,1,T,S] (true = may attend) or null for causal;
+    // with a cache, this step's K/V are written at slot `offset` of layer `layer` and attention runs over the cache.
+    public Tensor forward(Tensor x, Tensor cos, Tensor sin, Tensor? mask, KvCache? cache, int layer, long offset)
+    {
+        using var scope = torch.NewDisposeScope();
+        long B = x.shape[0], T = x.shape[1];
+        var q = q_proj.forward(x).view(B, T, heads, headDim).transpose(1, 2);
+        var k = k_proj.forward(x).view(B, T, kvHeads, headDim).transpose(1, 2);
+        var v = v_proj.forward(x).view(B, T, kvHeads, headDim).transpose(1, 2);
+        q = Rotary.Apply(q, cos, sin);
+        k = Rotary.Apply(k, cos, sin);
+        if (cache is not null)
+            (k, v) = cache.Append(layer, k, v, offset);
+        k = RepeatKv(k); v = RepeatKv(v);
+        // SDPA's is_casual mask is top-left aligned: only valid when queries and keys start together.
+        var y = mask is null
+            ? F.scaled_dot_product_attention(q, k, v, is_casual: T > 1 && k.shape[2] == T)
+            : F.scaled_dot_product_attention(q, k, v, attn_mask: mask);
+        y = y.transpose(1, 2).reshape(B, T, heads * headDim);
+        return o_proj.forward(y).MoveToOuterDisposeScope();
+    }
+
+    private Tensor RepeatKv(Tensor t)
+    {
+        int rep = heads / kvHeads;
+        if (rep == 1) return t;
+        long B = t.shape[0], S = t.shape[2];
+        return t.unsqueeze(2).expand(B, kvHeads, rep, S, headDim).reshape(B, heads, S, headDim);
+    }
+}
+
+/// <summary>SwiGLU: down(silu(gate(x)) · up(x)).</summary>
+internal sealed class Qwen2Mlp : nn.Module
+{
+    private LoraLinear gate_proj, up_proj, down_proj;
+
+    public Qwen2Mlp(Qwen2Config c, ScalarType dtype, Device device) : base(nameof(Qwen2Mlp))
+    {
+        gate_proj = new LoraLinear(c.HiddenSize, c.IntermediateSize, false, dtype, device);
+        up_proj = new LoraLinear(c.HiddenSize, c.IntermediateSize, false, dtype, device);
+        down_proj = new LoraLinear(c.IntermediateSize, c.HiddenSize, false, dtype, device);
+        RegisterComponents();
+    }
+
+    public Tensor forward(Tensor x)
+    {
+        using var scope = torch.NewDisposeScope();
+        return down_proj.forward(F.silu(gate_proj.forward(x)) * up_proj.forward(x)).MoveToOuterDisposeScope();
+    }
+}
+
+/// <summary>Pre-norm decoder layer: x + attn(norm(x)), then + mlp(norm(·)).</summary>
+internal sealed class Qwen2DecoderLayer : nn.Module
+{
+    private RmsNorm input_layernorm, post_attention_layernorm;
+    private Qwen2Attention self_attn;
+    private Qwen2Mlp mlp;
+
+    public Qwen2DecoderLayer(Qwen2Config c, ScalarType dtype, Device device) : base(nameof(Qwen2DecoderLayer))
+    {
+        input_layernorm = new RmsNorm(c.HiddenSize, c.RmsNormEps, dtype, device);
+        self_attn = new Qwen2Attention(c, dtype, device);
+        post_attention_layernorm = new RmsNorm(c.HiddenSize, c.RmsNormEps, dtype, device);
+        mlp = new Qwen2Mlp(c, dtype, device);
+        RegisterComponents();
+    }
+
+    public Tensor forward(Tensor x, Tensor cos, Tensor sin, Tensor? mask, KvCache? cache, int layer, long offset)
+    {
+        using var scope = torch.NewDisposeScope();
+        var h = x + self_attn.forward(input_layernorm.forward(x), cos, sin, mask, cache, layer, offset);
+        return (h + mlp.forward(post_attention_layernorm.forward(h))).MoveToOuterDisposeScope();
+    }
+}
+
+/// <summary>The decoder stack (Hugging Face's <c>model.*</c>).</summary>
+internal sealed class Qwen2Model : nn.Module
+{
+    private TokenEmbedding embed_tokens;
+    private ModuleList<Qwen2DecoderLayer> layers;
+    private RmsNorm norm;
+
+    public Qwen2Model(Qwen2Config c, ScalarType dtype, Device device) : base(nameof(Qwen2Model))
+    {
+        embed_tokens = new TokenEmbedding(c.VocabSize, c.HiddenSize, dtype, device);
+        layers = new ModuleList<Qwen2DecoderLayer>(Enumerable.Range(0, c.NumHiddenLayers).Select(_ => new Qwen2DecoderLayer(c, dtype, device)).ToArray());
+        norm = new RmsNorm(c.HiddenSize, c.RmsNormEps, dtype, device);
+        RegisterComponents();
+    }
+
+    public TokenEmbedding Embedding => embed_tokens;
+    public IList<Qwen2DecoderLayer> Layers => layers;
+    public RmsNorm Norm => norm;
+}
+
+/// <summary>
+/// Qwen2ForCausalLM / LlamaForCausalLM. <see cref="Forward"/> maps input ids [B,T] to logits [B,T,V];
+/// position ids and a boolean attention mask [B,1,T,T] (true = may attend, replacing the causal mask)
+/// are optional, which is what prefix-shared preference training needs.
+/// </summary>
+internal sealed class Qwen2ForCausalLM : nn.Module
+{
+    private Qwen2Model model;
+    private LoraLinear? lm_head;   // null when tied: the LM head is model.embed_tokens.weight (one Parameter)
+
+    public Qwen2ForCausalLM(Qwen2Config config, ScalarType? dtype = null, Device? device = null) : base(nameof(Qwen2ForCausalLM))
+    {
+        config.Validate();
+        Config = config;
+        DType = dtype ?? config.DType;
+        Device = device ?? torch.CPU;
+        model = new Qwen2Model(config, DType, Device);
+        lm_head = config.TieWordEmbeddings ? null : new LoraLinear(config.HiddenSize, config.VocabSize, false, DType, Device);
+        RegisterComponents();
+    }
+
+    public Qwen2Config Config { get; }
+    public ScalarType DType { get; }
+    public Device Device { get; }
+    public Qwen2Model Model => model;
+    /// <summary>Recompute each layer's activations in backward instead of storing them (training only).</summary>
+    public bool GradientCheckpointing { get; set; }
+
+    /// <summary>A randomly initialized model, Hugging Face style: N(0, 0.02) weights, zero biases, unit norms.</summary>
+    public static Qwen2ForCausalLM CreateRandom(Qwen2Config config, ScalarType? dtype = null, Device? device = null, long? seed = null, double std = 0.02)
+    {
+        var m = new Qwen2ForCausalLM(config, dtype, device);
+        using var _ = torch.no_grad();
+        var gen = seed is long s ? new Generator((ulong)s, m.Device) : null;
+        m.model.Embedding.Weight.normal_(0, std, gen);
+        foreach (var lin in m.modules().OfType<LoraLinear>())
+        {
+            lin.Weight.normal_(0, std, gen);
+            lin.Bias?.zero_();
+        }
+        gen?.Dispose();
+        return m;
+    }
+
+    /// <summary>Logits [B,T,V] for input ids [B,T].</summary>
+    public Tensor Forward(Tensor inputIds, Tensor? positionIds = null, Tensor? attentionMask = null)
+    {
+        using var scope = torch.NewDisposeScope();
+        return Logits(Hidden(inputIds, positionIds, attentionMask)).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>The final normed hidden states [B,T,hidden]; with a cache, K/V are written at <paramref name="cacheOffset"/>.</summary>
+    internal Tensor Hidden(Tensor inputIds, Tensor? positionIds, Tensor? attentionMask, KvCache? cache = null, long cacheOffset = 0)
+    {
+        using var scope = torch.NewDisposeScope();
+        long B = inputIds.shape[0], T = inputIds.shape[1];
+        positionIds ??= torch.arange(cacheOffset, cacheOffset + T, dtype: ScalarType.Int64, device: inputIds.device).expand(B, T);
+        if (attentionMask is null && cache is not null && cacheOffset > 0 && T > 1)
+            attentionMask = CausalMask(T, cacheOffset, inputIds.device).expand(B, 1, T, cacheOffset + T);
+        var (cos, sin) = Rotary.Tables(positionIds, Config.HeadDim, Config.RopeTheta, DType);
+        var h = model.Embedding.forward(inputIds);
+        bool checkpoint = GradientCheckpointing && training && cache is null && torch.is_grad_enabled();
+        for (int i = 0; i < model.Layers.Count; i++)
+        {
+            var layer = model.Layers[i];
+            h = checkpoint
+                ? CheckpointedLayer.Run((x, c, s, m) => layer.forward(x, c, s, m, null, 0, 0), h, cos, sin, attentionMask, layer)
+                : layer.forward(h, cos, sin, attentionMask, cache, i, cacheOffset);
+        }
+        return model.Norm.forward(h).MoveToOuterDisposeScope();
+    }
+
+    internal Tensor Logits(Tensor hidden) =>
+        lm_head is null ? F.linear(hidden, model.Embedding.Weight) : lm_head.forward(hidden);
+
+    /// <summary>
+    /// log p(targets[b,t] | inputs[b,≤t]) as fp32 [B,T]: the target logit minus logsumexp over the
+    /// vocabulary, so no full log-softmax tensor is materialized.
+    /// </summary>
+    internal Tensor TokenLogProbs(Tensor inputIds, Tensor targets, Tensor? positionIds = null, Tensor? attentionMask = null)
+    {
+        using var scope = torch.NewDisposeScope();
+        var logits = Logits(Hidden(inputIds, positionIds, attentionMask));
+        return GatherLogProbs(logits, targets).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>log_softmax(logits)[..., target] in fp32, for logits [..., V] and targets [...].</summary>
+    internal static Tensor GatherLogProbs(Tensor logits, Tensor targets)
+    {
+        using var scope = torch.NewDisposeScope();
+        var l = logits.dtype == ScalarType.Float32 || logits.dtype == ScalarType.Float64 ? logits : logits.to(ScalarType.Float32);
+        var picked = l.gather(-1, targets.unsqueeze(-1)).squeeze(-1);
+        return (picked - l.logsumexp(-1, keepdim: false)).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Boolean [1,1,T,offset+T]: query i (absolute offset+i) sees keys 0..offset+i (bottom-right aligned).</summary>
+    internal static Tensor CausalMask(long T, long offset, Device device)
+    {
+        using var scope = torch.NewDisposeScope();
+        var q = torch.arange(offset, offset + T, device: device).unsqueeze(1);
+        var k = torch.arange(0, offset + T, device: device).unsqueeze(0);
+        return k.le(q).unsqueeze(0).unsqueeze(0).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>The LoRA-capable projections by Hugging Face module name (e.g. "model.layers.0.self_attn.q_proj").</summary>
+    internal IEnumerable<(string Name, LoraLinear Linear)> Projections() =>
+        named_modules().Where(m => m.module is LoraLinear).Select(m => (m.name, (LoraLinear)m.module));
+}
