@@ -1,0 +1,223 @@
+using System.Text;
+using System.Text.RegularExpressions;
+
+namespace Microsoft.ML.StepDpo.Answers;
+
+/// <summary>
+/// Normalizes an answer string the way the Qwen2.5-Math evaluation does (MATH's <c>strip_string</c> and its
+/// extensions), step for step and in the same order, so that equivalence verdicts agree with that grader:
+/// line breaks, trailing ".", <c>\!</c>, array/bmatrix → pmatrix, <c>\tfrac</c>/<c>\dfrac</c> → <c>\frac</c>,
+/// <c>\left</c>/<c>\right</c>, a trailing <c>\text{unit}</c>, unit words, degrees, <c>$</c>, number words,
+/// <c>\text{…}</c>, <c>x=</c>, percent, leading zeros of decimals, infinity, trailing <c>.0</c>,
+/// short "k = " prefixes, <c>\sqrt3</c>, spaces, <c>\frac12</c>, and <c>a/b</c> → <c>\frac{a}{b}</c>.
+/// Pure and thread-safe; time is linear in the input length times the (fixed) number of unit words.
+/// </summary>
+public static class AnswerNormalizer
+{
+    private static readonly TimeSpan s_timeout = TimeSpan.FromMilliseconds(200);
+    private static readonly Regex s_arrayBegin = new(@"\\begin\{array\}\{.*?\}", RegexOptions.CultureInvariant, s_timeout);
+    private static readonly Regex s_textUnwrap = new(@"\\text\{(.*?)\}", RegexOptions.CultureInvariant, s_timeout);
+    private static readonly Regex s_mbox = new(@"\\mbox\{.*?\}", RegexOptions.CultureInvariant, s_timeout);
+    private static readonly Regex s_trailingZerosInner = new(@"(\d+)\.0*([^\d])", RegexOptions.CultureInvariant, s_timeout);
+    private static readonly Regex s_trailingZerosEnd = new(@"(\d+)\.0*$", RegexOptions.CultureInvariant, s_timeout);
+    private static readonly Regex s_sqrt = new(@"\\sqrt(\w+)", RegexOptions.CultureInvariant, s_timeout);
+
+    // Unit words from MathQA, as the reference lists them (plus each with an "s"). A "." in them matches any character.
+    private static readonly string[] s_unitTexts = BuildUnits();
+
+    private static string[] BuildUnits()
+    {
+        string[] baseUnits =
+        {
+            "east", "degree", "mph", "kmph", "ft", "m sqaure", " m east", "sq m", "deg", "mile", "q .", "monkey", "prime",
+            "ratio", "profit of rs", "rd", "o", "gm", "p . m", "lb", "tile", "per", "dm", "lt", "gain", "ab", "way", "west",
+            "a .", "b .", "c .", "d .", "e .", "f .", "g .", "h .", "t", "a", "h", "no change", "men", "soldier", "pie", "bc",
+            "excess", "st", "inches", "noon", "percent", "by", "gal", "kmh", "c", "acre", "rise", "a . m", "th", "π r 2", "sq",
+            "mark", "l", "toy", "coin", "sq . m", "gallon", "° f", "profit", "minw", "yr", "women", "feet", "am", "pm", "hr",
+            "cu cm", "square", "v â € ™", "are", "rupee", "rounds", "cubic", "cc", "mtr", "s", "ohm", "number", "kmph", "day",
+            "hour", "minute", "min", "second", "man", "woman", "sec", "cube", "mt", "sq inch", "mp", "∏ cm ³", "hectare",
+            "more", "sec", "unit", "cu . m", "cm 2", "rs .", "rs", "kg", "g", "month", "km", "m", "cm", "mm", "apple", "liter",
+            "loss", "yard", "pure", "year", "increase", "decrease", "d", "less", "Surface", "litre", "pi sq m", "s .", "metre",
+            "meter", "inch",
+        };
+        return baseUnits.Concat(baseUnits.Select(u => u + "s")).ToArray();
+    }
+
+    /// <summary>Normalizes <paramref name="answer"/> (null gives an empty string).</summary>
+    /// <param name="answer">The answer text, e.g. the content of a \boxed{}.</param>
+    /// <param name="skipUnits">Do not remove unit words (the reference skips them for some datasets).</param>
+    public static string Normalize(string? answer, bool skipUnits = false)
+    {
+        if (answer is null) return string.Empty;
+        try
+        {
+            return NormalizeCore(answer, skipUnits);
+        }
+        catch (RegexMatchTimeoutException)
+        {
+            return answer.Trim();
+        }
+    }
+
+    private static string NormalizeCore(string s, bool skipUnits)
+    {
+        s = PyStrip(s);
+        s = s.Replace("\n", "");
+        s = s.TrimEnd('.');
+        s = s.Replace("\\!", "");
+        s = s_arrayBegin.Replace(s, "\\begin{pmatrix}");
+        s = s.Replace("\\end{array}", "\\end{pmatrix}");
+        s = s.Replace("bmatrix", "pmatrix");
+        s = s.Replace("tfrac", "frac").Replace("dfrac", "frac");
+        s = s.Replace("\\neq", "\\ne").Replace("\\leq", "\\le").Replace("\\geq", "\\ge");
+        s = s.Replace("\\left", "").Replace("\\right", "");
+        s = s.Replace("\\{", "{").Replace("\\}", "}");
+
+        // A trailing unit in \text{...}: everything from the first \text{ is dropped when the string ends with "}".
+        int text = s.IndexOf("\\text{", StringComparison.Ordinal);
+        if (text >= 0 && s.EndsWith('}') && s.Length - 1 >= text + 6)
+        {
+            string cut = PyStrip(s[..text]);
+            if (cut.Length > 0 && cut != s) s = cut;
+        }
+
+        if (!skipUnits)
+        {
+            for (int pass = 0; pass < 2; pass++)
+                foreach (var unit in s_unitTexts)
+                {
+                    string removed = RemoveUnit(s, unit);
+                    if (removed.Length > 0) s = removed;
+                }
+        }
+
+        s = s.Replace("^{\\circ}", "").Replace("^\\circ", "");
+        s = s.Replace("\\$", "").Replace("$", "");
+        s = s.Replace("\\(", "").Replace("\\)", "");
+        s = WordNumbers.Convert(s);
+        s = s_textUnwrap.Replace(s, "$1");
+        foreach (var key in new[] { "x=", "y=", "z=", "x\\in", "y\\in", "z\\in", "x\\to", "y\\to", "z\\to" })
+            s = s.Replace(key, "");
+        s = s.Replace("\\emptyset", "{}");
+        s = s.Replace("(-\\infty,\\infty)", "\\mathbb{R}");
+        s = s.Replace("\\%", "").Replace("%", "");
+        s = s.Replace(" .", " 0.").Replace("{.", "{0.");
+        s = s.Replace("infinity", "\\infty");
+        if (!s.Contains("\\infty", StringComparison.Ordinal))
+            s = s.Replace("inf", "\\infty");
+        s = s.Replace("+\\inity", "\\infty");
+        s = s.Replace("and", "");
+        s = s.Replace("\\mathbf", "");
+        s = s_mbox.Replace(s, "");
+        if (s.Contains('j') && !s.Contains('i'))
+            s = s.Replace('j', 'i');
+        s = s_trailingZerosInner.Replace(s, "$1$2");
+        s = s_trailingZerosEnd.Replace(s, "$1");
+        if (s.Length == 0) return s;
+        if (s[0] == '.') s = "0" + s;
+        int eq = s.IndexOf('=');
+        if (eq >= 0 && s.IndexOf('=', eq + 1) < 0 && eq <= 2)
+            s = s[(eq + 1)..];
+        s = s_sqrt.Replace(s, "\\sqrt{$1}");
+        s = s.Replace(" ", "");
+        s = FixFracs(s);
+        s = FixSlash(s);
+        return s;
+    }
+
+    /// <summary>Python's str.strip(): removes leading and trailing whitespace.</summary>
+    internal static string PyStrip(string s) => s.Trim();
+
+    private static bool IsWord(char c) => char.IsLetterOrDigit(c) || c == '_';
+
+    /// <summary>
+    /// Removes <paramref name="unit"/> where it stands as a word: the reference's <c>re.sub(r"(^|\W)unit($|\W)", r"\1\2", s)</c>,
+    /// including how its matches consume the boundary characters and its "." wildcard.
+    /// </summary>
+    internal static string RemoveUnit(string s, string unit)
+    {
+        int firstDot = unit.IndexOf('.');
+        string head = firstDot < 0 ? unit : unit[..firstDot];
+        if (head.Length > 0 && !s.Contains(head, StringComparison.Ordinal)) return s;
+        StringBuilder? sb = null;
+        int copied = 0, p = 0;
+        int search = 0;
+        while (search < s.Length)
+        {
+            // Jump to the next place the unit can start; the match then begins there (^) or one before (\W).
+            int q = head.Length == 0 ? search : s.IndexOf(head, search, StringComparison.Ordinal);
+            if (q < 0) break;
+            search = q + 1;
+            int unitStart, end;
+            if (q == 0) { if (p != 0 || !TryMatchAt(s, 0, unit, out unitStart, out end) || unitStart != 0) continue; }
+            else if (q - 1 < p || !TryMatchAt(s, q - 1, unit, out unitStart, out end) || unitStart != q) continue;
+            sb ??= new StringBuilder(s.Length);
+            sb.Append(s, copied, unitStart - copied);
+            copied = unitStart + unit.Length;
+            p = end;
+            search = Math.Max(search, end);
+        }
+        if (sb is null) return s;
+        sb.Append(s, copied, s.Length - copied);
+        return sb.ToString();
+    }
+
+    // One attempt of the pattern at position p, alternatives in the reference's order: "^" then "\W" before the unit.
+    private static bool TryMatchAt(string s, int p, string unit, out int unitStart, out int end)
+    {
+        for (int alt = 0; alt < 2; alt++)
+        {
+            if (alt == 0) { if (p != 0) continue; unitStart = 0; }
+            else { if (p >= s.Length || IsWord(s[p])) continue; unitStart = p + 1; }
+            if (!UnitAt(s, unitStart, unit)) continue;
+            int after = unitStart + unit.Length;
+            if (after == s.Length) { end = after; return true; }
+            if (!IsWord(s[after])) { end = after + 1; return true; }
+        }
+        unitStart = end = 0;
+        return false;
+    }
+
+    private static bool UnitAt(string s, int i, string unit)
+    {
+        if (i + unit.Length > s.Length) return false;
+        for (int k = 0; k < unit.Length; k++)
+        {
+            char c = unit[k];
+            if (c == '.') { if (s[i + k] == '\n') return false; }
+            else if (s[i + k] != c) return false;
+        }
+        return true;
+    }
+
+    /// <summary><c>\frac12</c> → <c>\frac{1}{2}</c>, <c>\frac1{72}</c> → <c>\frac{1}{72}</c> (the reference's _fix_fracs).</summary>
+    internal static string FixFracs(string s)
+    {
+        var parts = s.Split("\\frac");
+        if (parts.Length == 1) return s;
+        var sb = new StringBuilder(parts[0]);
+        for (int i = 1; i < parts.Length; i++)
+        {
+            string sub = parts[i];
+            sb.Append("\\frac");
+            if (sub.Length > 0 && sub[0] == '{') { sb.Append(sub); continue; }
+            if (sub.Length < 2) return s;
+            char a = sub[0], b = sub[1];
+            if (b != '{') sb.Append('{').Append(a).Append("}{").Append(b).Append('}').Append(sub, 2, sub.Length - 2);
+            else sb.Append('{').Append(a).Append('}').Append(b).Append(sub, 2, sub.Length - 2);
+        }
+        return sb.ToString();
+    }
+
+    /// <summary><c>3/4</c> → <c>\frac{3}{4}</c> when both sides are plain integers (or contain sqrt), as the reference's _fix_a_slash_b.</summary>
+    internal static string FixSlash(string s)
+    {
+        int slash = s.IndexOf('/');
+        if (slash < 0 || s.IndexOf('/', slash + 1) >= 0) return s;
+        string a = s[..slash], b = s[(slash + 1)..];
+        if (!a.Contains("sqrt", StringComparison.Ordinal)) { if (!PyNumbers.TryParseInt(a, out var ai)) return s; a = ai; }
+        if (!b.Contains("sqrt", StringComparison.Ordinal)) { if (!PyNumbers.TryParseInt(b, out var bi)) return s; b = bi; }
+        if (a + "/" + b != s) return s;
+        return "\\frac{" + a + "}{" + b + "}";
+    }
+}

@@ -1,0 +1,112 @@
+using System.Text.Encodings.Web;
+using System.Text.Json;
+using Microsoft.ML.Data;
+
+namespace Microsoft.ML.StepDpo.Data;
+
+/// <summary>Writes an <see cref="IDataView"/> as UTF-8 JSONL (one object per row), streaming.</summary>
+internal static class JsonlWriter
+{
+    private static readonly JsonWriterOptions s_options = new()
+    {
+        Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping, // keep LaTeX and non-ASCII readable; still valid JSON
+        Indented = false,
+    };
+
+    /// <summary>
+    /// Writes the given columns (all visible columns when null) of <paramref name="data"/>. Text, Boolean,
+    /// Single, Double, Int32, Int64 and UInt32 columns, scalar or vector (vectors become arrays), are supported.
+    /// </summary>
+    public static long Write(IDataView data, Stream stream, IEnumerable<string>? columns = null)
+    {
+        var schema = data.Schema;
+        var cols = (columns is null
+            ? schema.Where(c => !c.IsHidden)
+            : columns.Select(n => schema.GetColumnOrNull(n) ?? throw new ArgumentOutOfRangeException(nameof(columns), $"Could not find input column '{n}'")))
+            .ToArray();
+        using var cursor = data.GetRowCursor(cols);
+        var writers = cols.Select(c => MakeWriter(cursor, c)).ToArray();
+        using var json = new Utf8JsonWriter(stream, s_options);
+        long rows = 0;
+        while (cursor.MoveNext())
+        {
+            json.WriteStartObject();
+            for (int i = 0; i < cols.Length; i++)
+            {
+                json.WritePropertyName(cols[i].Name);
+                writers[i](json);
+            }
+            json.WriteEndObject();
+            json.Flush();
+            stream.WriteByte((byte)'\n');
+            json.Reset();
+            rows++;
+        }
+        return rows;
+    }
+
+    /// <summary>Writes to a file (created or replaced).</summary>
+    public static long Write(IDataView data, string path, IEnumerable<string>? columns = null)
+    {
+        using var stream = File.Create(path);
+        return Write(data, stream, columns);
+    }
+
+    private static Action<Utf8JsonWriter> MakeWriter(DataViewRowCursor cursor, DataViewSchema.Column column)
+    {
+        var type = column.Type;
+        if (type is VectorDataViewType vt)
+        {
+            var item = vt.ItemType;
+            if (item is TextDataViewType) return VectorWriter<ReadOnlyMemory<char>>(cursor, column, (w, v) => w.WriteStringValue(v.Span));
+            if (item is BooleanDataViewType) return VectorWriter<bool>(cursor, column, (w, v) => w.WriteBooleanValue(v));
+            if (item == NumberDataViewType.Single) return VectorWriter<float>(cursor, column, (w, v) => WriteNumber(w, v));
+            if (item == NumberDataViewType.Double) return VectorWriter<double>(cursor, column, WriteNumber);
+            if (item == NumberDataViewType.Int32) return VectorWriter<int>(cursor, column, (w, v) => w.WriteNumberValue(v));
+            if (item == NumberDataViewType.Int64) return VectorWriter<long>(cursor, column, (w, v) => w.WriteNumberValue(v));
+            if (item == NumberDataViewType.UInt32) return VectorWriter<uint>(cursor, column, (w, v) => w.WriteNumberValue(v));
+        }
+        else
+        {
+            if (type is TextDataViewType) return ScalarWriter<ReadOnlyMemory<char>>(cursor, column, (w, v) => w.WriteStringValue(v.Span));
+            if (type is BooleanDataViewType) return ScalarWriter<bool>(cursor, column, (w, v) => w.WriteBooleanValue(v));
+            if (type == NumberDataViewType.Single) return ScalarWriter<float>(cursor, column, (w, v) => WriteNumber(w, v));
+            if (type == NumberDataViewType.Double) return ScalarWriter<double>(cursor, column, WriteNumber);
+            if (type == NumberDataViewType.Int32) return ScalarWriter<int>(cursor, column, (w, v) => w.WriteNumberValue(v));
+            if (type == NumberDataViewType.Int64) return ScalarWriter<long>(cursor, column, (w, v) => w.WriteNumberValue(v));
+            if (type == NumberDataViewType.UInt32) return ScalarWriter<uint>(cursor, column, (w, v) => w.WriteNumberValue(v));
+        }
+        throw new ArgumentOutOfRangeException(nameof(column), $"Column '{column.Name}' has type {type}, which cannot be written as JSON.");
+    }
+
+    // NaN and infinities are not JSON numbers: written as null.
+    private static void WriteNumber(Utf8JsonWriter w, double v)
+    {
+        if (double.IsFinite(v)) w.WriteNumberValue(v); else w.WriteNullValue();
+    }
+
+    private static Action<Utf8JsonWriter> ScalarWriter<T>(DataViewRowCursor cursor, DataViewSchema.Column column, Action<Utf8JsonWriter, T> write)
+    {
+        var getter = cursor.GetGetter<T>(column);
+        T value = default!;
+        return w =>
+        {
+            getter(ref value);
+            write(w, value);
+        };
+    }
+
+    private static Action<Utf8JsonWriter> VectorWriter<T>(DataViewRowCursor cursor, DataViewSchema.Column column, Action<Utf8JsonWriter, T> write)
+    {
+        var getter = cursor.GetGetter<VBuffer<T>>(column);
+        VBuffer<T> value = default;
+        return w =>
+        {
+            getter(ref value);
+            w.WriteStartArray();
+            foreach (var item in value.DenseValues())
+                write(w, item);
+            w.WriteEndArray();
+        };
+    }
+}

@@ -1,0 +1,61 @@
+using System.CommandLine;
+using Microsoft.ML;
+using Microsoft.ML.StepDpo;
+using Microsoft.ML.StepDpo.Answers;
+
+namespace StepDpo.Samples;
+
+/// <summary>Scores model responses in a JSONL file against reference answers (Qwen2.5-Math-style grading).</summary>
+internal sealed class EvalCommand : ISampleCommand
+{
+    public Command Build()
+    {
+        var input = new Option<FileInfo>("--input") { Description = "Input JSONL file.", Required = true };
+        var response = new Option<string>("--response-field") { Description = "Field with the model's solution.", Required = true };
+        var reference = new Option<string>("--reference-field") { Description = "Field with the reference answer (or a solution with \\boxed{}).", Required = true };
+        var group = new Option<string?>("--group-field") { Description = "Optional field to report accuracy per group." };
+        var output = new Option<FileInfo?>("--output") { Description = "Optional JSONL output: each input row plus \"extracted\" and \"correct\"." };
+        var cmd = new Command("eval", "Extract final answers and check them against references; prints accuracy.") { input, response, reference, group, output };
+        cmd.SetAction(parse => Run(parse.GetValue(input)!, parse.GetValue(response)!, parse.GetValue(reference)!, parse.GetValue(group), parse.GetValue(output)));
+        return cmd;
+    }
+
+    private static int Run(FileInfo input, string responseField, string referenceField, string? groupField, FileInfo? output)
+    {
+        var ml = new MLContext(seed: 0);
+        var fields = JsonlFieldNames.Read(input.FullName);
+        foreach (var f in new[] { responseField, referenceField, groupField })
+            if (f is not null && !fields.Contains(f)) fields.Add(f);
+        var data = ml.Data.LoadFromJsonl(input.FullName, fields.ToArray());
+        var metrics = ml.StepDpo().Evaluate(data, responseField, referenceField, groupField);
+        Console.WriteLine(metrics.ToString());
+        Console.WriteLine($"95% CI: [{metrics.ConfidenceLower:F4}, {metrics.ConfidenceUpper:F4}]");
+        foreach (var (key, m) in metrics.PerGroup)
+            Console.WriteLine($"  {key}: {m}");
+        if (output is not null)
+        {
+            var scored = ml.Transforms.ExtractAnswer("extracted", responseField).Fit(data).Transform(data);
+            var withRef = ml.Transforms.CopyColumns("__ref", referenceField).Fit(scored).Transform(scored);
+            var withVerdict = ml.Transforms.CustomMapping<Verdict.In, Verdict.Out>(Verdict.Map, contractName: null).Fit(withRef).Transform(withRef);
+            long rows = ml.Data.SaveAsJsonl(withVerdict, output.FullName, fields.Where(f => f is not ("extracted" or "correct")).Append("extracted").Append("correct").ToArray());
+            Console.WriteLine($"wrote {rows} rows to {output.FullName}");
+        }
+        return 0;
+    }
+
+    private static class Verdict
+    {
+        public sealed class In
+        {
+            public string extracted = "";
+            public string __ref = "";
+        }
+
+        public sealed class Out
+        {
+            public bool correct;
+        }
+
+        public static void Map(In i, Out o) => o.correct = AnswerEquivalence.AreEquivalent(i.extracted, AnswerEquivalence.NormalizeReference(i.__ref));
+    }
+}

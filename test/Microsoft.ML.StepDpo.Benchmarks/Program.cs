@@ -1,0 +1,3 @@
+using BenchmarkDotNet.Running;
+
+BenchmarkSwitcher.FromAssembly(typeof(Microsoft.ML.StepDpo.Benchmarks.AnswerBenchmarks).Assembly).Run(args);
