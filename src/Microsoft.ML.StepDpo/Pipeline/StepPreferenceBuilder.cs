@@ -34,7 +34,13 @@ internal sealed class StepPreferenceBuilder
         };
         // Rollout verifiers keep their successful rollouts: they are rectification candidates.
         _rolloutVerifiers = verifiers.OfType<RolloutStepVerifier>().ToList();
-        foreach (var r in _rolloutVerifiers) r.Cache ??= new RolloutCache();
+        foreach (var r in _rolloutVerifiers)
+        {
+            r.Cache ??= new RolloutCache();
+            r.ThrowOnFailure = true;
+        }
+        // A failed request must stop the problem (redone on resume), not be recorded as "no error found".
+        foreach (var j in verifiers.OfType<JudgeStepVerifier>()) j.ThrowOnFailure = true;
         _locator = new FirstErrorLocator(verifiers, options.NeutralIsError);
         _segmentation = new SegmentationSettings { Mode = options.Segmentation, AnswerLine = AnswerLineHandling.KeepInLastStep };
         if (options.Segmentation == SegmentationMode.CustomPattern)

@@ -21,6 +21,9 @@ public sealed class StepPreferenceOptions
     /// <summary>
     /// Verifiers that locate the first error, in order. Default null: an <see cref="ArithmeticStepVerifier"/>, then a
     /// <see cref="RolloutStepVerifier"/> on <see cref="Policy"/> with <see cref="RolloutsPerPrefix"/> rollouts.
+    /// Rollout and judge verifiers given here are switched, for this pipeline, to keep their rollouts (rectification
+    /// reuses them) and to let failed requests stop the problem, which is then redone on resume, rather than be
+    /// recorded as "no error found".
     /// </summary>
     public IList<IStepVerifier>? Verifiers { get; set; }
 

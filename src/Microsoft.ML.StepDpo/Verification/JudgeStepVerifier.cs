@@ -41,6 +41,9 @@ public sealed class JudgeStepVerifier : IStepVerifier
     /// <summary>Most tokens of the judge's reply. Default 2048.</summary>
     public int MaxOutputTokens { get; init; } = 2048;
 
+    /// <summary>Let request failures propagate instead of answering Unknown (used by the preference pipeline).</summary>
+    internal bool ThrowOnFailure { get; set; }
+
     /// <inheritdoc/>
     public async Task<IReadOnlyList<StepCheck>> VerifyAsync(StepVerificationInput input, CancellationToken cancellationToken = default)
     {
@@ -56,7 +59,7 @@ public sealed class JudgeStepVerifier : IStepVerifier
             var response = await Retry.ExecuteAsync(ct => _client.GetResponseAsync(BuildMessages(input), options, ct), cancellationToken).ConfigureAwait(false);
             reply = response.Text ?? string.Empty;
         }
-        catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+        catch (Exception e) when (!ThrowOnFailure && (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested))
         {
             return All($"judge failed: {e.Message}");
         }

@@ -51,6 +51,9 @@ public sealed class RolloutStepVerifier : IStepVerifier
     /// <summary>When set, outcomes are stored and reused per (problem, prefix); the pipeline reads rectification candidates from it.</summary>
     internal RolloutCache? Cache { get; set; }
 
+    /// <summary>Let generator failures propagate instead of answering Unknown (the pipeline redoes the problem on resume rather than record a degraded result).</summary>
+    internal bool ThrowOnFailure { get; set; }
+
     /// <summary>The most rollouts one solution of <paramref name="steps"/> steps can cost: N·ceil(log2(steps)) + N.</summary>
     public int MaxRolloutsFor(int steps) => steps <= 0 ? 0 : RolloutsPerPrefix * ((int)Math.Ceiling(Math.Log2(steps)) + 1);
 
@@ -86,7 +89,7 @@ public sealed class RolloutStepVerifier : IStepVerifier
                     return All($"no rollout from the problem alone reaches the answer (0/{RolloutsPerPrefix})");
             }
         }
-        catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+        catch (Exception e) when (!ThrowOnFailure && (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested))
         {
             return All($"rollouts failed: {e.Message}");
         }

@@ -45,7 +45,7 @@ public sealed class RolloutStepVerifierTests
                 // Every request continues a prefix that ends with the next step's marker.
                 foreach (var r in source.Requests)
                     StringAssert.Matches(r.Prefix, new System.Text.RegularExpressions.Regex(@"^Let's think step by step\.(\nStep \d+: [^\n]+)*\nStep \d+:$"));
-                StringAssert.Contains(checks[bad - 1].Evidence, bad == n ? "the solution misses the answer; 2/4" : "0/4 rollouts after this step; 2/4", $"n={n}, bad={bad}");
+                StringAssert.Contains(checks[bad - 1].Evidence, bad == n ? "the solution misses the answer; 2/4" : "0/4 rollouts after this step reach the answer; 2/4 before it do", $"n={n}, bad={bad}");
             }
         }
     }
