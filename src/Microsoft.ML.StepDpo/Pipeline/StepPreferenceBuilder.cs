@@ -1,0 +1,177 @@
+using System.Text;
+using Microsoft.ML.Data;
+using Microsoft.ML.StepDpo.Answers;
+using Microsoft.ML.StepDpo.Tasks;
+using Microsoft.ML.StepDpo.Text;
+using Microsoft.ML.StepDpo.Verification;
+
+namespace Microsoft.ML.StepDpo.Pipeline;
+
+/// <summary>One problem to build preferences from.</summary>
+internal sealed record ProblemInput(string Id, string Problem, string Answer);
+
+/// <summary>
+/// The Step-DPO data pipeline: error collection, first-error localization, rectification (paper §3.2), plus
+/// answer-level pairs from the same samples. Problems run concurrently; output is resumable (<see cref="ResumableOutput"/>).
+/// </summary>
+internal sealed class StepPreferenceBuilder
+{
+    private readonly StepPreferenceOptions _options;
+    private readonly ICompletionSource _policy;
+    private readonly FirstErrorLocator _locator;
+    private readonly List<RolloutStepVerifier> _rolloutVerifiers;
+    private readonly SegmentationSettings _segmentation;
+
+    public StepPreferenceBuilder(StepPreferenceOptions options)
+    {
+        options.Validate();
+        _options = options;
+        _policy = options.Policy!;
+        var verifiers = options.Verifiers?.ToList() ?? new List<IStepVerifier>
+        {
+            new ArithmeticStepVerifier(),
+            new RolloutStepVerifier(_policy, options.RolloutsPerPrefix, options.Sampling with { Seed = options.Seed }),
+        };
+        // Rollout verifiers keep their successful rollouts: they are rectification candidates.
+        _rolloutVerifiers = verifiers.OfType<RolloutStepVerifier>().ToList();
+        foreach (var r in _rolloutVerifiers)
+        {
+            r.Cache ??= new RolloutCache();
+            r.ThrowOnFailure = true;
+        }
+        // A failed request must stop the problem (redone on resume), not be recorded as "no error found".
+        foreach (var j in verifiers.OfType<JudgeStepVerifier>()) j.ThrowOnFailure = true;
+        _locator = new FirstErrorLocator(verifiers, options.NeutralIsError);
+        _segmentation = new SegmentationSettings { Mode = options.Segmentation, AnswerLine = AnswerLineHandling.KeepInLastStep };
+        if (options.Segmentation == SegmentationMode.CustomPattern)
+            throw new ArgumentException("The pipeline does not support SegmentationMode.CustomPattern.", nameof(options));
+    }
+
+    /// <summary>The problems of a data view (problem, answer, optional id columns).</summary>
+    public static List<ProblemInput> ReadProblems(IDataView data, StepPreferenceOptions options)
+    {
+        var names = new List<string> { options.ProblemColumnName, options.AnswerColumnName };
+        if (options.IdColumnName is { Length: > 0 } idName) names.Add(idName);
+        var columns = names.Select(n => data.Schema.GetColumnOrNull(n)
+            ?? throw new ArgumentOutOfRangeException("inputSchema", $"Could not find input column '{n}'")).ToList();
+        foreach (var c in columns)
+            if (c.Type is not TextDataViewType)
+                throw new ArgumentOutOfRangeException("inputSchema", $"Schema mismatch for input column '{c.Name}': expected String, got {c.Type}");
+
+        var problems = new List<ProblemInput>();
+        using var cursor = data.GetRowCursor(columns);
+        var getters = columns.Select(c => cursor.GetGetter<ReadOnlyMemory<char>>(c)).ToList();
+        ReadOnlyMemory<char> value = default;
+        string Get(int i) { getters[i](ref value); return value.ToString(); }
+        int row = 0;
+        while (cursor.MoveNext())
+        {
+            string problem = Get(0), answer = Get(1);
+            string id = getters.Count > 2 ? Get(2) : FormattableString.Invariant($"{row}:{StableHash.Fnv1a64(problem):x16}");
+            problems.Add(new ProblemInput(id, problem, answer));
+            row++;
+        }
+        return problems;
+    }
+
+    public async Task<StepPreferenceReport> RunAsync(IReadOnlyList<ProblemInput> problems, IProgress<StepPreferenceReport>? progress, CancellationToken cancellationToken)
+    {
+        using var output = new ResumableOutput(_options.OutputPath!, _options.AnswerPairsPath);
+        var todo = problems.Where(p => !output.IsDone(p.Id)).ToList();
+        int resumed = problems.Count - todo.Count;
+        StepPreferenceReport Report(StepPreferenceReport totals) => totals with { TotalProblems = problems.Count, Resumed = resumed };
+        progress?.Report(Report(output.Totals));
+
+        await Parallel.ForEachAsync(todo, new ParallelOptions { MaxDegreeOfParallelism = _options.MaxConcurrency, CancellationToken = cancellationToken },
+            async (problem, ct) =>
+            {
+                var (pairs, answerPairs, counts) = await ProcessAsync(problem, ct).ConfigureAwait(false);
+                ct.ThrowIfCancellationRequested(); // a cancelled problem is not committed: it is redone on resume
+                var totals = output.Commit(problem.Id, pairs, answerPairs, counts);
+                progress?.Report(Report(totals));
+            }).ConfigureAwait(false);
+        return Report(output.Totals);
+    }
+
+    internal async Task<(List<StepPreferenceRow> Pairs, List<StepPreferenceRow> AnswerPairs, ProblemCounts Counts)> ProcessAsync(ProblemInput p, CancellationToken ct)
+    {
+        long seed = _options.Seed + (long)(StableHash.Fnv1a64(p.Id) & 0x7fffffff);
+        string start = SolutionText.PrefixBefore(Array.Empty<string>(), 1);
+        try
+        {
+            // 1. Error collection: K samples from the policy; keep the distinct wrong ones.
+            var samples = await _policy.CompleteAsync(
+                new CompletionRequest(p.Problem, start, _options.SamplesPerProblem, _options.Sampling with { Seed = seed }), ct).ConfigureAwait(false);
+            var correct = new List<string>();
+            var wrong = new List<string>();
+            foreach (var s in samples.Distinct(StringComparer.Ordinal))
+                (AnswerEquivalence.IsCorrect(start + s, p.Answer) ? correct : wrong).Add(s);
+
+            var pairs = new List<StepPreferenceRow>();
+            var seenPairs = new HashSet<(string, string, string)>();
+            int located = 0, rectified = 0;
+            for (int w = 0; w < wrong.Count; w++)
+            {
+                // 2. Localization of the first wrong step.
+                var steps = StepSegmentation.Segment(start + wrong[w], _segmentation).Select(s => s.Text).ToArray();
+                if (steps.Length == 0) continue;
+                var location = await _locator.LocateAsync(new StepVerificationInput(p.Problem, steps, p.Answer), ct).ConfigureAwait(false);
+                if (location.FirstErrorStep < 1) continue;
+                located++;
+
+                // 3. Rectification from the prefix ending at "Step k:".
+                int k = location.FirstErrorStep;
+                string prefix = SolutionText.PrefixBefore(steps, k);
+                string rejected = SolutionText.StepBody(steps[k - 1]);
+                string fullRejected = SolutionText.ContinuationFrom(steps, k);
+                var continuations = await RectifyAsync(p, prefix, seed + 1 + 131L * w + k, ct).ConfigureAwait(false);
+                int before = pairs.Count;
+                foreach (var c in continuations)
+                {
+                    string chosen = SolutionText.FirstStep(c);
+                    if (chosen.Length == 0 || chosen == rejected || !seenPairs.Add((prefix, chosen, rejected))) continue;
+                    pairs.Add(new StepPreferenceRow(_options.Dataset, p.Problem, prefix, chosen, rejected, SolutionText.StepBody(c), fullRejected, p.Answer));
+                }
+                if (pairs.Count > before) rectified++;
+            }
+
+            // Answer-level pairs from the same samples: the i-th distinct correct against the i-th distinct wrong.
+            var answerPairs = new List<StepPreferenceRow>();
+            if (_options.AnswerPairsPath is not null)
+            {
+                for (int i = 0; i < Math.Min(correct.Count, wrong.Count); i++)
+                {
+                    string chosen = SolutionText.StepBody(correct[i]), rejected = SolutionText.StepBody(wrong[i]);
+                    answerPairs.Add(new StepPreferenceRow(_options.Dataset, p.Problem, start, chosen, rejected, chosen, rejected, p.Answer));
+                }
+            }
+            return (pairs, answerPairs, new ProblemCounts(samples.Count, wrong.Count, located, rectified, pairs.Count, answerPairs.Count));
+        }
+        finally
+        {
+            foreach (var r in _rolloutVerifiers) r.Cache?.Forget(p.Problem);
+        }
+    }
+
+    /// <summary>Continuations from <paramref name="prefix"/> that reach the answer: the rollouts already drawn from it, topped up to M fresh samples.</summary>
+    private async Task<List<string>> RectifyAsync(ProblemInput p, string prefix, long seed, CancellationToken ct)
+    {
+        var successful = new List<string>();
+        int drawn = 0;
+        foreach (var r in _rolloutVerifiers)
+        {
+            if (r.Cache!.TryGet(p.Problem, prefix, out var outcome))
+            {
+                successful.AddRange(outcome.Successful);
+                drawn += outcome.Drawn;
+            }
+        }
+        int more = _options.RectificationSamples - drawn;
+        if (more > 0)
+        {
+            var fresh = await _policy.CompleteAsync(new CompletionRequest(p.Problem, prefix, more, _options.Sampling with { Seed = seed }), ct).ConfigureAwait(false);
+            successful.AddRange(fresh.Where(c => AnswerEquivalence.IsCorrect(prefix + c, p.Answer)));
+        }
+        return successful;
+    }
+}
