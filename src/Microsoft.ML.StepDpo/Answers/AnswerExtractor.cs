@@ -110,5 +110,5 @@ public static class AnswerExtractor
         return result.TrimEnd('.').TrimEnd('/');
     }
 
-    private static bool IsWord(char c) => char.IsLetterOrDigit(c) || c == '_';
+    private static bool IsWord(char c) => AnswerNormalizer.IsWord(c);
 }
