@@ -35,6 +35,15 @@ public class AnswerBenchmarks
     public void Setup() =>
         _pairs = Enumerable.Range(0, Pairs).Select(i => s_templates[i % s_templates.Length]).ToArray();
 
+    [Benchmark(Baseline = true, Description = "ExtractAndCompare (plain unit loop)")]
+    public int ExtractAndComparePlain()
+    {
+        int correct = 0;
+        foreach (var (response, reference) in _pairs)
+            if (AnswerEquivalence.IsCorrect(response, reference, plainUnits: true)) correct++;
+        return correct;
+    }
+
     [Benchmark]
     public int ExtractAndCompare()
     {

@@ -133,26 +133,69 @@ public static class AnswerNormalizer
 
     /// <summary>
     /// The reference's unit loop (every unit, in order, two passes; a removal that would leave nothing is not made),
-    /// with a filter that skips units which cannot match: a unit starting with an ASCII letter can only match where
-    /// that letter begins a word. The filter is recomputed after each removal, so the result is the plain loop's.
+    /// trying only the units that can match. A unit that starts with a word character W… (its leading run of word
+    /// characters) needs W to stand as a whole word in the string: the match starts at the string start or after a
+    /// non-word character, and W is followed by the unit's space or by the end of the match (end or non-word). The
+    /// candidates are recomputed after each removal, so the result is exactly the plain loop's.
     /// </summary>
     internal static string RemoveUnits(string s)
     {
-        ulong starts = WordStartLetters(s);
+        Span<ulong> candidates = stackalloc ulong[(s_unitTexts.Length + 63) / 64];
+        MarkCandidates(s, candidates);
         for (int pass = 0; pass < 2; pass++)
         {
             var units = s_unitTexts;
             for (int u = 0; u < units.Length; u++)
             {
-                ulong bit = s_unitFirstLetterBit[u];
-                if (bit != 0 && (starts & bit) == 0) continue;
+                if ((candidates[u >> 6] & (1UL << (u & 63))) == 0) continue;
                 string removed = RemoveUnit(s, units[u]);
                 if (ReferenceEquals(removed, s) || removed.Length == 0) continue;
                 s = removed;
-                starts = WordStartLetters(s);
+                MarkCandidates(s, candidates);
             }
         }
         return s;
+    }
+
+    // Units whose first character is not a word character: always tried (RemoveUnit first checks the text occurs).
+    private static readonly ulong[] s_alwaysTried = BuildAlwaysTried();
+
+    // Unit indices by the leading word of the unit ("sq" for "sq m", "sq", "sq . m", "sqs", …).
+    private static readonly Dictionary<string, int[]> s_unitsByLeadingWord = s_unitTexts
+        .Select((u, i) => (Word: LeadingWord(u), Index: i))
+        .Where(e => e.Word.Length > 0)
+        .GroupBy(e => e.Word, StringComparer.Ordinal)
+        .ToDictionary(g => g.Key, g => g.Select(e => e.Index).ToArray(), StringComparer.Ordinal);
+
+    private static readonly int s_longestLeadingWord = s_unitsByLeadingWord.Keys.Max(k => k.Length);
+
+    private static string LeadingWord(string unit)
+    {
+        int n = 0;
+        while (n < unit.Length && IsWord(unit[n])) n++;
+        return unit[..n];
+    }
+
+    private static ulong[] BuildAlwaysTried()
+    {
+        var bits = new ulong[(s_unitTexts.Length + 63) / 64];
+        for (int u = 0; u < s_unitTexts.Length; u++)
+            if (!IsWord(s_unitTexts[u][0])) bits[u >> 6] |= 1UL << (u & 63);
+        return bits;
+    }
+
+    private static void MarkCandidates(string s, Span<ulong> candidates)
+    {
+        s_alwaysTried.CopyTo(candidates);
+        int i = 0;
+        while (i < s.Length)
+        {
+            if (!IsWord(s[i])) { i++; continue; }
+            int start = i;
+            while (i < s.Length && IsWord(s[i])) i++;
+            if (i - start <= s_longestLeadingWord && s_unitsByLeadingWord.TryGetValue(s.Substring(start, i - start), out var units))
+                foreach (int u in units) candidates[u >> 6] |= 1UL << (u & 63);
+        }
     }
 
     /// <summary>The reference's unit loop without any filter: every unit is tried in turn, two passes.</summary>
@@ -167,23 +210,6 @@ public static class AnswerNormalizer
         return s;
     }
 
-    // Bit of an ASCII letter ('A'..'z' → 0..57), 0 for any other character.
-    private static ulong LetterBit(char c) => c is >= 'A' and <= 'Z' or >= 'a' and <= 'z' ? 1UL << (c - 'A') : 0;
-
-    // The ASCII letters that stand at the start of a word (string start or after a non-word character).
-    private static ulong WordStartLetters(string s)
-    {
-        ulong mask = 0;
-        bool prevWord = false;
-        foreach (char c in s)
-        {
-            if (!prevWord) mask |= LetterBit(c);
-            prevWord = IsWord(c);
-        }
-        return mask;
-    }
-
-    private static readonly ulong[] s_unitFirstLetterBit = s_unitTexts.Select(u => LetterBit(u[0])).ToArray();
 
     /// <summary>
     /// Removes <paramref name="unit"/> where it stands as a word: the reference's <c>re.sub(r"(^|\W)unit($|\W)", r"\1\2", s)</c>,

@@ -21,8 +21,6 @@ internal static class WordNumbers
         ["hundred"] = 100, ["thousand"] = 1000, ["million"] = 1_000_000, ["billion"] = 1_000_000_000, ["point"] = Point,
     };
 
-    private sealed class Malformed : Exception { }
-
     public static string Convert(string text)
     {
         if (text.Length == 0) return text;
@@ -34,14 +32,7 @@ internal static class WordNumbers
         }
         if (allDigits) return DigitsToInt(text);
         if (!anyLetter) return text; // no number word can occur
-        try
-        {
-            return WordToNum(text);
-        }
-        catch (Malformed)
-        {
-            return text;
-        }
+        return WordToNum(text) ?? text;
     }
 
     // Python int() of a string of Unicode decimal digits, printed back.
@@ -53,16 +44,17 @@ internal static class WordNumbers
         return d.Length == 0 ? "0" : d;
     }
 
-    private static string WordToNum(string text)
+    // word_to_num, null where it raises.
+    private static string? WordToNum(string text)
     {
         string lowered = text.Replace('-', ' ').ToLowerInvariant();
         var clean = new List<string>();
         foreach (var w in lowered.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries))
             if (s_words.ContainsKey(w)) clean.Add(w);
-        if (clean.Count == 0) throw new Malformed();
+        if (clean.Count == 0) return null;
         if (clean.Count(w => w == "thousand") > 1 || clean.Count(w => w == "million") > 1
             || clean.Count(w => w == "billion") > 1 || clean.Count(w => w == "point") > 1)
-            throw new Malformed();
+            return null;
         List<string> decimals = new();
         int point = clean.IndexOf("point");
         if (point >= 0)
@@ -71,25 +63,37 @@ internal static class WordNumbers
             clean = clean.GetRange(0, point);
         }
         int bi = clean.IndexOf("billion"), mi = clean.IndexOf("million"), th = clean.IndexOf("thousand");
-        if ((th > -1 && (th < mi || th < bi)) || (mi > -1 && mi < bi)) throw new Malformed();
+        if ((th > -1 && (th < mi || th < bi)) || (mi > -1 && mi < bi)) return null;
 
         long total = 0;
         if (clean.Count == 1) total = s_words[clean[0]];
         else if (clean.Count > 1)
         {
-            if (bi > -1) total += Formation(clean.GetRange(0, bi)) * 1_000_000_000;
+            long? part;
+            if (bi > -1)
+            {
+                if ((part = Formation(clean.GetRange(0, bi))) is null) return null;
+                total += part.Value * 1_000_000_000;
+            }
             if (mi > -1)
-                total += Formation(bi > -1 ? Slice(clean, bi + 1, mi) : Slice(clean, 0, mi)) * 1_000_000;
+            {
+                if ((part = Formation(bi > -1 ? Slice(clean, bi + 1, mi) : Slice(clean, 0, mi))) is null) return null;
+                total += part.Value * 1_000_000;
+            }
             if (th > -1)
             {
                 var words = mi > -1 ? Slice(clean, mi + 1, th) : bi > -1 ? Slice(clean, bi + 1, th) : Slice(clean, 0, th);
-                total += Formation(words) * 1000;
+                if ((part = Formation(words)) is null) return null;
+                total += part.Value * 1000;
             }
             int last = clean.Count - 1;
-            if (th > -1 && th != last) total += Formation(Slice(clean, th + 1, clean.Count));
-            else if (mi > -1 && mi != last && th != last) total += Formation(Slice(clean, mi + 1, clean.Count));
-            else if (bi > -1 && bi != last) total += Formation(Slice(clean, bi + 1, clean.Count));
-            else if (th == -1 && mi == -1 && bi == -1) total += Formation(clean);
+            part = 0;
+            if (th > -1 && th != last) part = Formation(Slice(clean, th + 1, clean.Count));
+            else if (mi > -1 && mi != last && th != last) part = Formation(Slice(clean, mi + 1, clean.Count));
+            else if (bi > -1 && bi != last) part = Formation(Slice(clean, bi + 1, clean.Count));
+            else if (th == -1 && mi == -1 && bi == -1) part = Formation(clean);
+            if (part is null) return null;
+            total += part.Value;
         }
         if (decimals.Count == 0) return total.ToString(CultureInfo.InvariantCulture);
         // Digit words after "point" make a float ("0.xy"); any other word makes the decimal part 0 (an int).
@@ -100,9 +104,10 @@ internal static class WordNumbers
 
     private static List<string> Slice(List<string> list, int from, int to) => to <= from ? new List<string>() : list.GetRange(from, to - from);
 
-    private static long Formation(List<string> words)
+    // number_formation; null where Python raises IndexError (no words).
+    private static long? Formation(List<string> words)
     {
-        if (words.Count == 0) throw new Malformed(); // Python: IndexError
+        if (words.Count == 0) return null;
         var n = words.Select(w => s_words[w]).ToArray();
         return n.Length switch
         {
