@@ -8,6 +8,7 @@ namespace Microsoft.ML.StepDpo.Benchmarks;
 /// reference answer). One operation = the whole set of pairs; pairs/s = Pairs / mean time.
 /// </summary>
 [MemoryDiagnoser]
+[MinColumn, MedianColumn]
 public class AnswerBenchmarks
 {
     private static readonly (string Response, string Reference)[] s_templates =
