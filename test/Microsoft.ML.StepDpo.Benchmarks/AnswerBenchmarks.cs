@@ -8,6 +8,7 @@ namespace Microsoft.ML.StepDpo.Benchmarks;
 /// reference answer). One operation = the whole set of pairs; pairs/s = Pairs / mean time.
 /// </summary>
 [MemoryDiagnoser]
+[MinColumn, MedianColumn]
 public class AnswerBenchmarks
 {
     private static readonly (string Response, string Reference)[] s_templates =
@@ -34,6 +35,15 @@ public class AnswerBenchmarks
     [GlobalSetup]
     public void Setup() =>
         _pairs = Enumerable.Range(0, Pairs).Select(i => s_templates[i % s_templates.Length]).ToArray();
+
+    [Benchmark(Baseline = true, Description = "ExtractAndCompare (plain unit loop)")]
+    public int ExtractAndComparePlain()
+    {
+        int correct = 0;
+        foreach (var (response, reference) in _pairs)
+            if (AnswerEquivalence.IsCorrect(response, reference, plainUnits: true)) correct++;
+        return correct;
+    }
 
     [Benchmark]
     public int ExtractAndCompare()

@@ -29,11 +29,19 @@ public static class AnswerEquivalence
         => AreEquivalent(AnswerExtractor.Extract(solution), NormalizeReference(reference), timeout);
 
     /// <summary>The reference answer as the grader compares it: extracted from a \boxed{} if it has one, else normalized.</summary>
-    public static string NormalizeReference(string? reference)
+    public static string NormalizeReference(string? reference) => NormalizeReference(reference, plainUnits: false);
+
+    internal static string NormalizeReference(string? reference, bool plainUnits)
     {
         if (string.IsNullOrEmpty(reference)) return string.Empty;
-        return reference.Contains("boxed", StringComparison.Ordinal) ? AnswerExtractor.Extract(reference) : AnswerNormalizer.Normalize(reference);
+        return reference.Contains("boxed", StringComparison.Ordinal)
+            ? AnswerExtractor.Extract(reference, plainUnits)
+            : AnswerNormalizer.Normalize(reference, skipUnits: false, plainUnits);
     }
+
+    /// <summary><see cref="IsCorrect(string?, string?, TimeSpan?)"/> with the unit removal chosen (the plain loop for tests and benchmarks).</summary>
+    internal static bool IsCorrect(string? solution, string? reference, bool plainUnits)
+        => AreEquivalent(AnswerExtractor.Extract(solution, plainUnits), NormalizeReference(reference, plainUnits));
 
     /// <summary>Whether two normalized answers are equal (the reference's <c>math_equal</c>).</summary>
     public static bool AreEquivalent(string? prediction, string? reference, TimeSpan? timeout = null)

@@ -20,13 +20,20 @@ internal static class AnswerEvaluator
         var groupGet = group is { } g ? cursor.GetGetter<ReadOnlyMemory<char>>(g) : null;
         ReadOnlyMemory<char> p = default, r = default, k = default;
         long n = 0, correct = 0;
+        string? lastRaw = null, lastNormalized = null;
         var groups = new Dictionary<string, (long N, long Correct)>(StringComparer.Ordinal);
         while (cursor.MoveNext())
         {
             predGet(ref p);
             goldGet(ref r);
             string answer = extractFromPrediction ? AnswerExtractor.Extract(p.ToString()) : AnswerNormalizer.Normalize(p.ToString());
-            bool ok = AnswerEquivalence.AreEquivalent(answer, AnswerEquivalence.NormalizeReference(r.ToString()));
+            // Rows of one problem usually follow each other: the normalized reference is reused while it repeats.
+            if (lastRaw is null || !r.Span.SequenceEqual(lastRaw.AsSpan()))
+            {
+                lastRaw = r.ToString();
+                lastNormalized = AnswerEquivalence.NormalizeReference(lastRaw);
+            }
+            bool ok = AnswerEquivalence.AreEquivalent(answer, lastNormalized);
             n++;
             if (ok) correct++;
             if (groupGet is not null)

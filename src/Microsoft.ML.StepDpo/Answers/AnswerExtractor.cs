@@ -16,6 +16,9 @@ public static class AnswerExtractor
     /// <summary>The normalized final answer of <paramref name="solution"/>; empty when none is found.</summary>
     public static string Extract(string? solution) => AnswerNormalizer.Normalize(ExtractRaw(solution));
 
+    /// <summary><see cref="Extract(string?)"/> with the unit removal chosen (the plain loop for tests and benchmarks).</summary>
+    internal static string Extract(string? solution, bool plainUnits) => AnswerNormalizer.Normalize(ExtractRaw(solution), skipUnits: false, plainUnits);
+
     /// <summary>The final answer before normalization (the reference's cleanup of ":" and trailing "." and "/" applied).</summary>
     public static string ExtractRaw(string? solution)
     {
@@ -50,8 +53,11 @@ public static class AnswerExtractor
             catch (RegexMatchTimeoutException) { pred = string.Empty; }
         }
 
-        try { pred = s_newlines.Replace(pred, ""); }
-        catch (RegexMatchTimeoutException) { pred = pred.Replace("\n", ""); }
+        if (pred.Contains('\n'))
+        {
+            try { pred = s_newlines.Replace(pred, ""); }
+            catch (RegexMatchTimeoutException) { pred = pred.Replace("\n", ""); }
+        }
         if (pred.Length > 0 && pred[0] == ':') pred = pred[1..];
         if (pred.Length > 0 && pred[^1] == '.') pred = pred[..^1];
         if (pred.Length > 0 && pred[^1] == '/') pred = pred[..^1];
@@ -110,5 +116,5 @@ public static class AnswerExtractor
         return result.TrimEnd('.').TrimEnd('/');
     }
 
-    private static bool IsWord(char c) => char.IsLetterOrDigit(c) || c == '_';
+    private static bool IsWord(char c) => AnswerNormalizer.IsWord(c);
 }

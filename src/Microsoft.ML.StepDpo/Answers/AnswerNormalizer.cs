@@ -22,6 +22,8 @@ public static class AnswerNormalizer
     private static readonly Regex s_trailingZerosEnd = new(@"(\d+)\.0*$", RegexOptions.CultureInvariant, s_timeout);
     private static readonly Regex s_sqrt = new(@"\\sqrt(\w+)", RegexOptions.CultureInvariant, s_timeout);
 
+    private static readonly string[] s_variablePrefixes = { "x=", "y=", "z=", "x\\in", "y\\in", "z\\in", "x\\to", "y\\to", "z\\to" };
+
     // Unit words from MathQA, as the reference lists them (plus each with an "s"). A "." in them matches any character.
     private static readonly string[] s_unitTexts = BuildUnits();
 
@@ -46,12 +48,15 @@ public static class AnswerNormalizer
     /// <summary>Normalizes <paramref name="answer"/> (null gives an empty string).</summary>
     /// <param name="answer">The answer text, e.g. the content of a \boxed{}.</param>
     /// <param name="skipUnits">Do not remove unit words (the reference skips them for some datasets).</param>
-    public static string Normalize(string? answer, bool skipUnits = false)
+    public static string Normalize(string? answer, bool skipUnits = false) => Normalize(answer, skipUnits, plainUnits: false);
+
+    /// <summary>Normalization with the unit removal chosen: <paramref name="plainUnits"/> tries every unit in turn (the reference path, kept for tests and benchmarks).</summary>
+    internal static string Normalize(string? answer, bool skipUnits, bool plainUnits)
     {
         if (answer is null) return string.Empty;
         try
         {
-            return NormalizeCore(answer, skipUnits);
+            return NormalizeCore(answer, skipUnits, plainUnits);
         }
         catch (RegexMatchTimeoutException)
         {
@@ -59,13 +64,13 @@ public static class AnswerNormalizer
         }
     }
 
-    private static string NormalizeCore(string s, bool skipUnits)
+    private static string NormalizeCore(string s, bool skipUnits, bool plainUnits)
     {
         s = PyStrip(s);
         s = s.Replace("\n", "");
         s = s.TrimEnd('.');
         s = s.Replace("\\!", "");
-        s = s_arrayBegin.Replace(s, "\\begin{pmatrix}");
+        if (s.Contains("\\begin{array}", StringComparison.Ordinal)) s = s_arrayBegin.Replace(s, "\\begin{pmatrix}");
         s = s.Replace("\\end{array}", "\\end{pmatrix}");
         s = s.Replace("bmatrix", "pmatrix");
         s = s.Replace("tfrac", "frac").Replace("dfrac", "frac");
@@ -81,22 +86,14 @@ public static class AnswerNormalizer
             if (cut.Length > 0 && cut != s) s = cut;
         }
 
-        if (!skipUnits)
-        {
-            for (int pass = 0; pass < 2; pass++)
-                foreach (var unit in s_unitTexts)
-                {
-                    string removed = RemoveUnit(s, unit);
-                    if (removed.Length > 0) s = removed;
-                }
-        }
+        if (!skipUnits) s = plainUnits ? RemoveUnitsPlain(s) : RemoveUnits(s);
 
         s = s.Replace("^{\\circ}", "").Replace("^\\circ", "");
         s = s.Replace("\\$", "").Replace("$", "");
         s = s.Replace("\\(", "").Replace("\\)", "");
         s = WordNumbers.Convert(s);
-        s = s_textUnwrap.Replace(s, "$1");
-        foreach (var key in new[] { "x=", "y=", "z=", "x\\in", "y\\in", "z\\in", "x\\to", "y\\to", "z\\to" })
+        if (s.Contains("\\text{", StringComparison.Ordinal)) s = s_textUnwrap.Replace(s, "$1");
+        foreach (var key in s_variablePrefixes)
             s = s.Replace(key, "");
         s = s.Replace("\\emptyset", "{}");
         s = s.Replace("(-\\infty,\\infty)", "\\mathbb{R}");
@@ -108,17 +105,20 @@ public static class AnswerNormalizer
         s = s.Replace("+\\inity", "\\infty");
         s = s.Replace("and", "");
         s = s.Replace("\\mathbf", "");
-        s = s_mbox.Replace(s, "");
+        if (s.Contains("\\mbox{", StringComparison.Ordinal)) s = s_mbox.Replace(s, "");
         if (s.Contains('j') && !s.Contains('i'))
             s = s.Replace('j', 'i');
-        s = s_trailingZerosInner.Replace(s, "$1$2");
-        s = s_trailingZerosEnd.Replace(s, "$1");
+        if (s.Contains('.'))
+        {
+            s = s_trailingZerosInner.Replace(s, "$1$2");
+            s = s_trailingZerosEnd.Replace(s, "$1");
+        }
         if (s.Length == 0) return s;
         if (s[0] == '.') s = "0" + s;
         int eq = s.IndexOf('=');
         if (eq >= 0 && s.IndexOf('=', eq + 1) < 0 && eq <= 2)
             s = s[(eq + 1)..];
-        s = s_sqrt.Replace(s, "\\sqrt{$1}");
+        if (s.Contains("\\sqrt", StringComparison.Ordinal)) s = s_sqrt.Replace(s, "\\sqrt{$1}");
         s = s.Replace(" ", "");
         s = FixFracs(s);
         s = FixSlash(s);
@@ -128,7 +128,88 @@ public static class AnswerNormalizer
     /// <summary>Python's str.strip(): removes leading and trailing whitespace.</summary>
     internal static string PyStrip(string s) => s.Trim();
 
-    private static bool IsWord(char c) => char.IsLetterOrDigit(c) || c == '_';
+    /// <summary>Python's <c>\w</c> on str: letters, all numeric characters (digits, ², ½, …) and "_".</summary>
+    internal static bool IsWord(char c) => char.IsLetter(c) || char.IsNumber(c) || c == '_';
+
+    /// <summary>
+    /// The reference's unit loop (every unit, in order, two passes; a removal that would leave nothing is not made),
+    /// trying only the units that can match. A unit that starts with a word character W… (its leading run of word
+    /// characters) needs W to stand as a whole word in the string: the match starts at the string start or after a
+    /// non-word character, and W is followed by the unit's space or by the end of the match (end or non-word). The
+    /// candidates are recomputed after each removal, so the result is exactly the plain loop's.
+    /// </summary>
+    internal static string RemoveUnits(string s)
+    {
+        Span<ulong> candidates = stackalloc ulong[(s_unitTexts.Length + 63) / 64];
+        MarkCandidates(s, candidates);
+        for (int pass = 0; pass < 2; pass++)
+        {
+            var units = s_unitTexts;
+            for (int u = 0; u < units.Length; u++)
+            {
+                if ((candidates[u >> 6] & (1UL << (u & 63))) == 0) continue;
+                string removed = RemoveUnit(s, units[u]);
+                if (ReferenceEquals(removed, s) || removed.Length == 0) continue;
+                s = removed;
+                MarkCandidates(s, candidates);
+            }
+        }
+        return s;
+    }
+
+    // Units whose first character is not a word character: always tried (RemoveUnit first checks the text occurs).
+    private static readonly ulong[] s_alwaysTried = BuildAlwaysTried();
+
+    // Unit indices by the leading word of the unit ("sq" for "sq m", "sq", "sq . m", "sqs", …).
+    private static readonly Dictionary<string, int[]> s_unitsByLeadingWord = s_unitTexts
+        .Select((u, i) => (Word: LeadingWord(u), Index: i))
+        .Where(e => e.Word.Length > 0)
+        .GroupBy(e => e.Word, StringComparer.Ordinal)
+        .ToDictionary(g => g.Key, g => g.Select(e => e.Index).ToArray(), StringComparer.Ordinal);
+
+    private static readonly int s_longestLeadingWord = s_unitsByLeadingWord.Keys.Max(k => k.Length);
+
+    private static string LeadingWord(string unit)
+    {
+        int n = 0;
+        while (n < unit.Length && IsWord(unit[n])) n++;
+        return unit[..n];
+    }
+
+    private static ulong[] BuildAlwaysTried()
+    {
+        var bits = new ulong[(s_unitTexts.Length + 63) / 64];
+        for (int u = 0; u < s_unitTexts.Length; u++)
+            if (!IsWord(s_unitTexts[u][0])) bits[u >> 6] |= 1UL << (u & 63);
+        return bits;
+    }
+
+    private static void MarkCandidates(string s, Span<ulong> candidates)
+    {
+        s_alwaysTried.CopyTo(candidates);
+        int i = 0;
+        while (i < s.Length)
+        {
+            if (!IsWord(s[i])) { i++; continue; }
+            int start = i;
+            while (i < s.Length && IsWord(s[i])) i++;
+            if (i - start <= s_longestLeadingWord && s_unitsByLeadingWord.TryGetValue(s.Substring(start, i - start), out var units))
+                foreach (int u in units) candidates[u >> 6] |= 1UL << (u & 63);
+        }
+    }
+
+    /// <summary>The reference's unit loop without any filter: every unit is tried in turn, two passes.</summary>
+    internal static string RemoveUnitsPlain(string s)
+    {
+        for (int pass = 0; pass < 2; pass++)
+            foreach (var unit in s_unitTexts)
+            {
+                string removed = RemoveUnit(s, unit);
+                if (removed.Length > 0) s = removed;
+            }
+        return s;
+    }
+
 
     /// <summary>
     /// Removes <paramref name="unit"/> where it stands as a word: the reference's <c>re.sub(r"(^|\W)unit($|\W)", r"\1\2", s)</c>,

@@ -5,7 +5,7 @@ namespace Microsoft.ML.StepDpo.Answers;
 
 /// <summary>
 /// Estimator that maps a solution text column to its normalized final answer (text), as
-/// <see cref="AnswerExtractor.Extract"/>. Create it with <c>mlContext.Transforms.ExtractAnswer(...)</c>.
+/// <see cref="AnswerExtractor.Extract(string?)"/>. Create it with <c>mlContext.Transforms.ExtractAnswer(...)</c>.
 /// </summary>
 public sealed class ExtractAnswerEstimator : IEstimator<ExtractAnswerTransformer>
 {

@@ -34,6 +34,11 @@ public sealed class AnswerNormalizerTests
     [DataRow("12 m", "12")]
     [DataRow("\\emptyset", "{}")]
     [DataRow("3\\!000", "3000")]
+    [DataRow("one point five", "1.5")]     // word2number: digit words after "point" make a float
+    [DataRow("2 million", "1000000")]      // word2number keeps only the words: "million" alone is 10^6
+    [DataRow("two thousand and five", "2005")]
+    [DataRow("seven days", "7")]
+    [DataRow("\u0663\u0664", "34")]        // Python int() reads any decimal digits
     public void NormalizesLikeTheReference(string input, string expected)
         => Assert.AreEqual(expected, AnswerNormalizer.Normalize(input));
 
