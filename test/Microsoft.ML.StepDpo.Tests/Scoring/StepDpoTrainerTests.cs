@@ -82,6 +82,13 @@ public sealed class StepDpoTrainerTests
         Assert.HasCount(1, good.StepRewards);
         Assert.IsGreaterThan(bad.StepRewards[0], good.StepRewards[0]);
         Assert.AreEqual(good.StepRewards.Sum(), good.TotalReward, 1e-5);
+
+        // As a verifier: with the threshold between the two rewards, only the wrong step is flagged.
+        var verifier = new Microsoft.ML.StepDpo.Verification.ModelStepVerifier(scorer, threshold: (good.StepRewards[0] + bad.StepRewards[0]) / 2);
+        var wrong = verifier.VerifyAsync(new("Mia has 3 pens. Mia gets 4 more.", new[] { "3+4=8.\nThe answer is 8." }, "7", null)).Result;
+        var right = verifier.VerifyAsync(new("Mia has 3 pens. Mia gets 4 more.", new[] { "3+4=7.\nThe answer is 7." }, "7", null)).Result;
+        Assert.AreEqual(Microsoft.ML.StepDpo.Verification.StepVerdict.Incorrect, wrong[0].Verdict);
+        Assert.AreEqual(Microsoft.ML.StepDpo.Verification.StepVerdict.Unknown, right[0].Verdict);
     }
 
     [TestMethod]
