@@ -19,7 +19,8 @@ public static class AnswerEquivalence
 
     private static readonly Regex s_bracketed = new(@"^(\(|\[).+(\)|\])", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
     private static readonly Regex s_braceList = new(@"\{.*,.*\}", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
-    private static readonly double[] s_points = { 0.7131, 1.4142, 1.9213, 0.3719, 2.6457, 1.1583 };
+    // Points of both signs: |x| and x must differ, as they do for sympy.
+    private static readonly double[] s_points = { 0.7131, -1.4142, 1.9213, -0.3719, 2.6457, 1.1583, -2.2361, 0.5227 };
 
     /// <summary>
     /// Whether the final answer of <paramref name="solution"/> (see <see cref="AnswerExtractor"/>) equals the

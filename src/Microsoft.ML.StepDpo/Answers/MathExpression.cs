@@ -36,9 +36,7 @@ internal sealed class MathExpression
         if (string.IsNullOrWhiteSpace(text) || text.Length > MaxLength) return null;
         var p = new Parser(text);
         var node = p.ParseExpr();
-        if (p.Failed) return null;
-        p.SkipSpaces();
-        if (!p.AtEnd) return null;
+        if (p.Failed || !p.RestIsIgnorable()) return null;
         var vars = new SortedSet<string>(StringComparer.Ordinal);
         Collect(node, vars);
         return new MathExpression(node, vars.ToList());
@@ -91,10 +89,20 @@ internal sealed class MathExpression
                     "arcsin" => Math.Asin(x0), "arccos" => Math.Acos(x0), "arctan" => Math.Atan(x0),
                     "ln" => Math.Log(x0), "log" => Math.Log(x0), "logb" => Math.Log(x0) / Math.Log(x1),
                     "exp" => Math.Exp(x0),
+                    _ when f.Name.StartsWith("apply:", StringComparison.Ordinal) => UnknownFunction(f.Name, x0),
                     _ => double.NaN,
                 };
         }
         return double.NaN;
+    }
+
+    // An undefined function f(x): a fixed, name-dependent smooth function, so f(a) = f(a) but f(n+1) differs from n^2+n.
+    private static double UnknownFunction(string name, double x)
+    {
+        int h = 17;
+        foreach (char c in name) h = unchecked(h * 31 + c);
+        double k = 1 + (h & 1023) / 1024.0;
+        return Math.Sin(k * x + 0.3) * 1.7 + k * 0.1 * x * x;
     }
 
     // The n-th root, real for odd roots of negatives.
@@ -166,12 +174,26 @@ internal sealed class MathExpression
             while (!_failed)
             {
                 char c = Peek();
-                if (c == '+') { _i++; left = new Bin('+', left, ParseTerm()); }
-                else if (c == '-') { _i++; left = new Bin('-', left, ParseTerm()); }
-                else break;
+                if (c is not ('+' or '-')) break;
+                int save = _i, depth = _depth;
+                _i++;
+                Node right = ParseTerm();
+                if (Backtracked(save, depth)) break;
+                left = new Bin(c, left, right);
             }
             _depth--;
             return left;
+        }
+
+        // Like sympy's LaTeX parser, an operation whose right side does not parse ends the expression before the
+        // operator ("5+" is 5, "2\sqrt3" is 2): undo the failed part and stop there.
+        private bool Backtracked(int save, int depth)
+        {
+            if (!_failed) return false;
+            _failed = false;
+            _i = save;
+            _depth = depth;
+            return true;
         }
 
         private Node ParseTerm()
@@ -179,15 +201,36 @@ internal sealed class MathExpression
             Node left = ParseUnary();
             while (!_failed)
             {
+                int save = _i, depth = _depth;
+                char op;
+                Node right;
                 char c = Peek();
-                if (c == '*') { _i++; left = new Bin('*', left, ParseUnary()); }
-                else if (c == '/') { _i++; left = new Bin('/', left, ParseUnary()); }
-                else if (PeekCommand("cdot") || PeekCommand("times")) { _i += PeekCommand("cdot") ? 5 : 6; left = new Bin('*', left, ParseUnary()); }
-                else if (PeekCommand("div")) { _i += 4; left = new Bin('/', left, ParseUnary()); }
-                else if (StartsPrimary()) left = new Bin('*', left, ParsePower());
+                if (c == '*') { _i++; op = '*'; right = ParseUnary(); }
+                else if (c == '/') { _i++; op = '/'; right = ParseUnary(); }
+                else if (PeekCommand("cdot") || PeekCommand("times")) { _i += PeekCommand("cdot") ? 5 : 6; op = '*'; right = ParseUnary(); }
+                else if (PeekCommand("div")) { _i += 4; op = '/'; right = ParseUnary(); }
+                else if (StartsPrimary()) { op = '*'; right = ParsePower(); }
                 else break;
+                if (Backtracked(save, depth)) break;
+                left = new Bin(op, left, right);
             }
             return left;
+        }
+
+        private static readonly string[] s_relations =
+            { "<", ">", "=", "\\le", "\\ge", "\\ne", "\\lt", "\\gt", "\\in", "\\cup", "\\cap", "\\pm", "\\mp", "\\to", "\\approx", "\\equiv", "\\sim", "\\subset", "\\setminus" };
+
+        /// <summary>
+        /// Whether the text left after the expression may be ignored as sympy's LaTeX parser ignores a tail it cannot
+        /// continue with ("x)" is x); a relation or set operation there makes it a different object, so not.
+        /// </summary>
+        public bool RestIsIgnorable()
+        {
+            SkipSpaces();
+            if (AtEnd) return true;
+            foreach (var r in s_relations)
+                if (string.CompareOrdinal(s, _i, r, 0, r.Length) == 0) return false;
+            return true;
         }
 
         private bool StartsPrimary()
@@ -232,7 +275,7 @@ internal sealed class MathExpression
             char c = Peek();
             if (c == '{') return ParseGroup('{', '}');
             if (c == '-') { _i++; return new Neg(ParseExponent()); }
-            if (char.IsAsciiDigit(c)) { _i++; return new Num(c - '0'); }
+            if (char.IsAsciiDigit(c)) return ParseNumber(); // sympy: 2^10 is 2**10 (the whole number token)
             return ParsePower();
         }
 
@@ -273,7 +316,7 @@ internal sealed class MathExpression
 
         private Node Subscripted(string name)
         {
-            if (Peek() != '_') return new Var(name);
+            if (Peek() != '_') return Applied(name);
             _i++;
             char c = Peek();
             if (c == '{')
@@ -285,21 +328,41 @@ internal sealed class MathExpression
             }
             else if (c != '\0') { name += "_" + c; _i++; }
             else return Fail();
+            return Applied(name);
+        }
+
+        // "f(x)": sympy's LaTeX parser applies a one-letter (or Greek, or subscripted) name to a parenthesized argument.
+        private Node Applied(string name)
+        {
+            if (_i < s.Length && s[_i] == '(') return new Fn("apply:" + name, ParseGroup('(', ')'));
             return new Var(name);
         }
 
+        // Digits with sympy's LaTeX number rules: ",ddd" groups join ("1,024" is 1024), and so does a thin space
+        // between digits ("10\,000" is 10000, "1\,5" is 15).
         private Node ParseNumber()
         {
+            var digits = new System.Text.StringBuilder();
             int start = _i;
-            while (_i < s.Length && char.IsAsciiDigit(s[_i])) _i++;
+            while (true)
+            {
+                while (_i < s.Length && char.IsAsciiDigit(s[_i])) digits.Append(s[_i++]);
+                if (digits.Length == 0) break;
+                if (_i + 3 < s.Length && s[_i] == ',' && char.IsAsciiDigit(s[_i + 1]) && char.IsAsciiDigit(s[_i + 2]) && char.IsAsciiDigit(s[_i + 3]))
+                { _i++; continue; }
+                if (_i + 2 < s.Length && s[_i] == '\\' && s[_i + 1] == ',' && char.IsAsciiDigit(s[_i + 2]))
+                { _i += 2; continue; }
+                break;
+            }
             if (_i < s.Length && s[_i] == '.' && _i + 1 < s.Length && char.IsAsciiDigit(s[_i + 1]))
             {
+                digits.Append('.');
                 _i++;
-                while (_i < s.Length && char.IsAsciiDigit(s[_i])) _i++;
+                while (_i < s.Length && char.IsAsciiDigit(s[_i])) digits.Append(s[_i++]);
             }
             else if (_i < s.Length && s[_i] == '.' && _i > start) _i++; // "5." is 5
-            if (_i == start) return Fail();
-            if (!double.TryParse(s.AsSpan(start, _i - start), System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var v))
+            if (digits.Length == 0) return Fail();
+            if (!double.TryParse(digits.ToString(), System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var v))
                 return Fail();
             return new Num(v);
         }
@@ -329,6 +392,8 @@ internal sealed class MathExpression
                 }
                 case "sqrt":
                 {
+                    // sympy's LaTeX grammar needs the braces: \sqrt3 does not parse ("2\sqrt3" is read as 2).
+                    if (Peek() is not ('{' or '[')) return Fail();
                     if (Peek() == '[')
                     {
                         Node n = ParseGroup('[', ']');
@@ -341,7 +406,7 @@ internal sealed class MathExpression
                     Node a = ParseArg(), b = ParseArg();
                     return new Fn("binom", a, b);
                 }
-                case "pi": return new Num(Math.PI);
+                case "pi": return Subscripted("\\pi"); // sympy's LaTeX parser reads \pi as a symbol, not the constant
                 case "infty": return new Num(double.PositiveInfinity);
                 case "log":
                     if (Peek() == '_')
