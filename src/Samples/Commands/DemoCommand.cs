@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Microsoft.ML;
 using Microsoft.ML.StepDpo.Answers;
 using Microsoft.ML.StepDpo.Modeling;
 using Microsoft.ML.StepDpo.Modeling.Tokenization;
@@ -62,15 +63,14 @@ internal sealed class DemoCommand : ISampleCommand
         var missing = new SortedSet<string>(StringComparer.Ordinal);
         int pairs = 0;
         double evalSeconds = 0;
+        var marginHistory = new Dictionary<string, List<(int Seed, List<Dictionary<string, double>> History)>>();
         using (sft)
         {
             foreach (int seed in seedList)
             {
                 if (s.Seeds > 1) AnsiConsole.MarkupLine($"[bold]Seed {seed}[/]");
-                // b–d. Hook points: each takes the SFT model and returns a trained model (or says it is not there).
-                var pairStage = BuildStepPairs(sft, tokenizer, seed);
-                var stepDpo = TrainStepDpo(sft, tokenizer, seed);
-                var dpo = TrainDpo(sft, tokenizer, seed);
+                // b–d. Self-generated pairs, then Step-DPO and answer-level DPO on the same pair budget.
+                var (pairStage, stepDpo, dpo) = PreferenceStages(sft, tokenizer, seed, s, marginHistory);
                 foreach (var (name, stage) in new[] { ("b. step pairs", pairStage), ("c. Step-DPO", stepDpo), ("d. DPO", dpo) })
                 {
                     if (stage.Missing is not null)
@@ -101,6 +101,11 @@ internal sealed class DemoCommand : ISampleCommand
         seconds["total"] = total.Elapsed.TotalSeconds;
 
         PrintTable(perMethod, seconds, pairs, s);
+        string chart = Path.Combine(s.Output, "demo.png");
+        var bars = new[] { "sft", "dpo", "step_dpo" }.Where(perMethod.ContainsKey)
+            .Select(m => { var (a, lo, hi) = Pooled(perMethod[m]); return (DemoChart.Label(m), a, lo, hi); }).ToList();
+        DemoChart.Write(chart, bars, marginHistory);
+        AnsiConsole.MarkupLine($"Wrote the chart [blue]{Markup.Escape(chart)}[/].");
         var json = ResultsJson(seedList, perMethod, pairs, seconds, s, sftSource, missing);
         string resultsPath = Path.Combine(s.Output, "results.json");
         File.WriteAllText(resultsPath, json.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
@@ -162,22 +167,40 @@ internal sealed class DemoCommand : ISampleCommand
         return (model!, tokenizer, "retrained", clock.Elapsed.TotalSeconds);
     }
 
-    // ---- b–d. Hook points -----------------------------------------------------------------------------------
-    // Each takes the SFT model (do not modify it: copy it, or load Assets/sft-arithmetic again) and returns a
-    // trained model with the time it took, or says why there is none. Wire the real stages in here.
+    // ---- b–d. Self-generated pairs, Step-DPO, DPO -------------------------------------------------------------
+    // Each trainer copies the SFT model, so the SFT model itself is never modified.
 
-    /// <summary>HOOK (stage b): sample solutions from <paramref name="sft"/>, locate first errors (arithmetic verifier,
-    /// then rollouts), rectify, and build step pairs (Step-DPO) and whole-answer pairs (DPO) of equal count.</summary>
-    private static StageOutcome BuildStepPairs(Qwen2ForCausalLM sft, ByteLevelBpeTokenizer tokenizer, int seed) =>
-        new(null, "self-generated step pairs (locator pipeline) are not wired into the demo yet", 0);
+    private static (StageOutcome Pairs, StageOutcome StepDpo, StageOutcome Dpo) PreferenceStages(Qwen2ForCausalLM sft, ByteLevelBpeTokenizer tokenizer,
+        int seed, DemoSettings s, Dictionary<string, List<(int Seed, List<Dictionary<string, double>> History)>> histories)
+    {
+        var settings = DemoPreferenceStages.For(s.Quick);
+        var files = DemoPreferenceStages.BuildPairs(sft, tokenizer, settings, seed, Path.Combine(s.Output, "pairs"));
+        if (files.Pairs == 0)
+        {
+            const string none = "the SFT model's samples gave no usable pairs (see the counts above)";
+            return (new StageOutcome(null, none, files.Seconds), new StageOutcome(null, none, 0), new StageOutcome(null, none, 0));
+        }
+        var pairStage = new StageOutcome(null, null, files.Seconds, files.Pairs);
+        var step = DemoPreferenceStages.Train("c. Step-DPO", sft, tokenizer, files.StepPairs, files.Pairs, settings, seed,
+            Path.Combine(s.Output, $"step-dpo-metrics-seed{seed}.jsonl"));
+        var zip = Path.Combine(s.Output, seed == 1 ? "step-dpo.zip" : $"step-dpo-seed{seed}.zip");
+        new MLContext(seed).Model.Save(step.Scorer, null, zip);
+        AnsiConsole.MarkupLine($"   the Step-DPO step scorer is saved as an ML.NET model: [blue]{Markup.Escape(zip)}[/]");
+        var answer = DemoPreferenceStages.Train("d. DPO", sft, tokenizer, files.AnswerPairs, files.Pairs, settings, seed,
+            Path.Combine(s.Output, $"dpo-metrics-seed{seed}.jsonl"));
+        Record(histories, "step_dpo", seed, step.History);
+        Record(histories, "dpo", seed, answer.History);
+        return (pairStage,
+            new StageOutcome(step.Scorer.Scorer.Policy, null, step.Seconds, step.Pairs),
+            new StageOutcome(answer.Scorer.Scorer.Policy, null, answer.Seconds, answer.Pairs));
+    }
 
-    /// <summary>HOOK (stage c): Step-DPO from <paramref name="sft"/> on the step pairs of stage b.</summary>
-    private static StageOutcome TrainStepDpo(Qwen2ForCausalLM sft, ByteLevelBpeTokenizer tokenizer, int seed) =>
-        new(null, "Step-DPO training is not wired into the demo yet", 0);
-
-    /// <summary>HOOK (stage d): answer-level DPO from <paramref name="sft"/> with the same pair count and optimizer steps.</summary>
-    private static StageOutcome TrainDpo(Qwen2ForCausalLM sft, ByteLevelBpeTokenizer tokenizer, int seed) =>
-        new(null, "answer-level DPO training is not wired into the demo yet", 0);
+    private static void Record(Dictionary<string, List<(int Seed, List<Dictionary<string, double>> History)>> histories, string method, int seed,
+        List<Dictionary<string, double>> history)
+    {
+        if (!histories.TryGetValue(method, out var list)) histories[method] = list = new();
+        list.Add((seed, history));
+    }
 
     // ---- e. Evaluation --------------------------------------------------------------------------------------
 
