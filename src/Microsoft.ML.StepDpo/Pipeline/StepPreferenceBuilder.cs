@@ -21,6 +21,7 @@ internal sealed class StepPreferenceBuilder
     private readonly FirstErrorLocator _locator;
     private readonly List<RolloutStepVerifier> _rolloutVerifiers;
     private readonly SegmentationSettings _segmentation;
+    private readonly List<ArithmeticStepVerifier> _chosenChecks;
 
     public StepPreferenceBuilder(StepPreferenceOptions options)
     {
@@ -42,6 +43,7 @@ internal sealed class StepPreferenceBuilder
         // A failed request must stop the problem (redone on resume), not be recorded as "no error found".
         foreach (var j in verifiers.OfType<JudgeStepVerifier>()) j.ThrowOnFailure = true;
         _locator = new FirstErrorLocator(verifiers, options.NeutralIsError);
+        _chosenChecks = options.VerifyChosen ? verifiers.OfType<ArithmeticStepVerifier>().ToList() : new List<ArithmeticStepVerifier>();
         _segmentation = new SegmentationSettings { Mode = options.Segmentation, AnswerLine = AnswerLineHandling.KeepInLastStep };
         if (options.Segmentation == SegmentationMode.CustomPattern)
             throw new ArgumentException("The pipeline does not support SegmentationMode.CustomPattern.", nameof(options));
@@ -106,6 +108,10 @@ internal sealed class StepPreferenceBuilder
             var wrong = new List<string>();
             foreach (var s in samples.Distinct(StringComparer.Ordinal))
                 (AnswerEquivalence.IsCorrect(start + s, p.Answer) ? correct : wrong).Add(s);
+            // A right answer reached through a wrong calculation is no example of a correct solution.
+            var sound = new List<string>();
+            foreach (var c in correct)
+                if (await PassesChecksAsync(p, start + c, ct).ConfigureAwait(false)) sound.Add(c);
 
             var pairs = new List<StepPreferenceRow>();
             var seenPairs = new HashSet<(string, string, string)>();
@@ -129,7 +135,9 @@ internal sealed class StepPreferenceBuilder
                 foreach (var c in continuations)
                 {
                     string chosen = SolutionText.FirstStep(c);
-                    if (chosen.Length == 0 || chosen == rejected || !seenPairs.Add((prefix, chosen, rejected))) continue;
+                    if (chosen.Length == 0 || chosen == rejected || seenPairs.Contains((prefix, chosen, rejected))) continue;
+                    if (!await PassesChecksAsync(p, prefix + c, ct).ConfigureAwait(false)) continue;
+                    seenPairs.Add((prefix, chosen, rejected));
                     pairs.Add(new StepPreferenceRow(_options.Dataset, p.Problem, prefix, chosen, rejected, SolutionText.StepBody(c), fullRejected, p.Answer));
                 }
                 if (pairs.Count > before) rectified++;
@@ -139,9 +147,9 @@ internal sealed class StepPreferenceBuilder
             var answerPairs = new List<StepPreferenceRow>();
             if (_options.AnswerPairsPath is not null)
             {
-                for (int i = 0; i < Math.Min(correct.Count, wrong.Count); i++)
+                for (int i = 0; i < Math.Min(sound.Count, wrong.Count); i++)
                 {
-                    string chosen = SolutionText.StepBody(correct[i]), rejected = SolutionText.StepBody(wrong[i]);
+                    string chosen = SolutionText.StepBody(sound[i]), rejected = SolutionText.StepBody(wrong[i]);
                     answerPairs.Add(new StepPreferenceRow(_options.Dataset, p.Problem, start, chosen, rejected, chosen, rejected, p.Answer));
                 }
             }
@@ -151,6 +159,19 @@ internal sealed class StepPreferenceBuilder
         {
             foreach (var r in _rolloutVerifiers) r.Cache?.Forget(p.Problem);
         }
+    }
+
+    /// <summary>False when a cheap verifier (the pipeline's arithmetic verifiers) flags a step of <paramref name="solution"/> as wrong.</summary>
+    private async Task<bool> PassesChecksAsync(ProblemInput p, string solution, CancellationToken ct)
+    {
+        if (_chosenChecks.Count == 0) return true;
+        var steps = StepSegmentation.Segment(solution, _segmentation).Select(s => s.Text).ToArray();
+        foreach (var v in _chosenChecks)
+        {
+            var checks = await v.VerifyAsync(new StepVerificationInput(p.Problem, steps, p.Answer), ct).ConfigureAwait(false);
+            if (checks.Any(c => c.Verdict == StepVerdict.Incorrect)) return false;
+        }
+        return true;
     }
 
     /// <summary>Continuations from <paramref name="prefix"/> that reach the answer: the rollouts already drawn from it, topped up to M fresh samples.</summary>

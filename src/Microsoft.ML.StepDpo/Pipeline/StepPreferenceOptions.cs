@@ -27,6 +27,13 @@ public sealed class StepPreferenceOptions
     /// </summary>
     public IList<IStepVerifier>? Verifiers { get; set; }
 
+    /// <summary>
+    /// Keep a chosen candidate (a rectified continuation, or a correct whole sample for the answer-level pairs) only if
+    /// none of its steps is flagged wrong by the arithmetic verifiers among <see cref="Verifiers"/>: reaching the right
+    /// answer through a wrong calculation happens, and such a step is not a correct step. Default true.
+    /// </summary>
+    public bool VerifyChosen { get; set; } = true;
+
     /// <summary>K, solutions sampled per problem in error collection. Default 8.</summary>
     public int SamplesPerProblem { get; set; } = 8;
 
