@@ -171,6 +171,49 @@ public sealed class StepDpoTrainerTests
     }
 
     [TestMethod]
+    public void CorruptedOrTamperedZipsGiveClearErrors()
+    {
+        var ml = new MLContext(seed: 1);
+        var (model, tok) = TinyModel();
+        var o = Options(model, tok); o.Epochs = 1;
+        var scorer = ml.StepDpo().Trainers.StepDpo(o).Fit(ml.Data.LoadFromEnumerable(Pairs()));
+        var dir = Directory.CreateTempSubdirectory("stepdpo-corrupt-").FullName;
+        try
+        {
+            var input = new[] { new ScoreInput { prompt = "p", solution = "Let's think step by step.\nStep 1: 1+1=2." } };
+            var data = ml.Data.LoadFromEnumerable(input);
+            var zip = Path.Combine(dir, "scorer.zip");
+            ml.Model.Save(scorer, data.Schema, zip);
+
+            // Not a zip at all: ML.NET's own loader says so.
+            var garbage = Path.Combine(dir, "garbage.zip");
+            File.WriteAllBytes(garbage, Enumerable.Range(0, 4096).Select(i => (byte)(i * 37)).ToArray());
+            var fresh = new MLContext(seed: 3);
+            fresh.ComponentCatalog.RegisterAssembly(typeof(StepScoringTransformer).Assembly);
+            var e1 = Assert.ThrowsExactly<FormatException>(() => fresh.Model.Load(garbage, out _));
+            StringAssert.Contains(e1.Message, "zip");
+
+            // A truncated model file fails to load rather than loading half a model.
+            var truncated = Path.Combine(dir, "truncated.zip");
+            var bytes = File.ReadAllBytes(zip);
+            File.WriteAllBytes(truncated, bytes[..(bytes.Length / 2)]);
+            Assert.Throws<Exception>(() => fresh.Model.Load(truncated, out _));
+
+            // Weights that do not match the hash the model recorded (tampered or mixed up).
+            var e2 = Assert.ThrowsExactly<InvalidDataException>(() =>
+                StepScoringMapping.Get(new StepScoringSettings { BundleSha256 = new string('0', 64) }, () => new byte[] { 1, 2, 3 }));
+            StringAssert.Contains(e2.Message, "do not match their recorded hash");
+
+            // Weights whose hash matches but which are not a scorer bundle.
+            var junk = new byte[] { 9, 8, 7, 6, 5 };
+            var e3 = Assert.ThrowsExactly<InvalidDataException>(() =>
+                StepScoringMapping.Get(new StepScoringSettings { BundleSha256 = ScorerBundle.Sha256(junk) }, () => junk));
+            StringAssert.Contains(e3.Message, "corrupted");
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
+    [TestMethod]
     public void MissingOrMistypedColumnsFailLikeMLNet()
     {
         var ml = new MLContext(seed: 1);
