@@ -78,7 +78,8 @@ internal sealed class DemoCommand : ISampleCommand
                         missing.Add($"{name}: {stage.Missing}");
                         AnsiConsole.MarkupLine($"[yellow]{Markup.Escape(name)}: not available yet[/] — {Markup.Escape(stage.Missing)}");
                     }
-                    seconds[Key(name)] = seconds.GetValueOrDefault(Key(name)) + stage.Seconds;
+                    else
+                        seconds[Key(name)] = seconds.GetValueOrDefault(Key(name)) + stage.Seconds;
                 }
                 pairs = Math.Max(pairs, pairStage.Pairs);
 
@@ -100,7 +101,7 @@ internal sealed class DemoCommand : ISampleCommand
         seconds["evaluation"] = evalSeconds;
         seconds["total"] = total.Elapsed.TotalSeconds;
 
-        PrintTable(perMethod, seconds, pairs, s);
+        PrintTable(perMethod, seconds, pairs, s, sftSource);
         var json = ResultsJson(seedList, perMethod, pairs, seconds, s, sftSource, missing);
         string resultsPath = Path.Combine(s.Output, "results.json");
         File.WriteAllText(resultsPath, json.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
@@ -218,7 +219,7 @@ internal sealed class DemoCommand : ISampleCommand
         return (runs.Average(r => r.Metrics.Accuracy), pooled.ConfidenceLower, pooled.ConfidenceUpper);
     }
 
-    private static void PrintTable(Dictionary<string, List<(int Seed, AnswerMetrics Metrics)>> perMethod, Dictionary<string, double> seconds, int pairs, DemoSettings s)
+    private static void PrintTable(Dictionary<string, List<(int Seed, AnswerMetrics Metrics)>> perMethod, Dictionary<string, double> seconds, int pairs, DemoSettings s, string sftSource)
     {
         var table = new Table().Title($"Held-out greedy accuracy ({s.HeldOut} problems{(s.Seeds > 1 ? $" per seed, mean of {s.Seeds} seeds" : "")})");
         table.AddColumns("Method", "Accuracy", "95% CI", s.Seeds > 1 ? "Spread (sd)" : "Correct", "Pairs", "Training time");
@@ -236,7 +237,9 @@ internal sealed class DemoCommand : ISampleCommand
             table.AddRow(label, string.Create(CultureInfo.InvariantCulture, $"{acc * 100:F1}%"),
                 string.Create(CultureInfo.InvariantCulture, $"{lo * 100:F1}–{hi * 100:F1}%"), third,
                 method == "sft" ? "—" : pairs.ToString(CultureInfo.InvariantCulture),
-                string.Create(CultureInfo.InvariantCulture, $"{seconds.GetValueOrDefault(method):F0} s"));
+                method == "sft" && sftSource != "retrained"
+                    ? $"{sftSource} model"
+                    : string.Create(CultureInfo.InvariantCulture, $"{seconds.GetValueOrDefault(method):F0} s"));
         }
         AnsiConsole.Write(table);
     }
