@@ -25,6 +25,8 @@ internal sealed class ArithmeticSftSettings
     public int KeyValueHeads { get; set; } = 2;
     /// <summary>SwiGLU width. Default 384.</summary>
     public int IntermediateSize { get; set; } = 384;
+    /// <summary>Continue from this Hugging Face folder instead of random weights (its shape wins over the size settings). Default null.</summary>
+    public string? InitialModel { get; set; }
     /// <summary>Seed of the problems, the initial weights and the data order.</summary>
     public int Seed { get; set; } = 1;
     /// <summary>Optimizer settings (its seed is overwritten with <see cref="Seed"/>). Defaults: 1 epoch, lr 3e-3, 2048 tokens per step.</summary>
@@ -103,7 +105,9 @@ internal static class ArithmeticSftRecipe
         var sequences = problems.Select(p => Tokenize(tokenizer, p)).ToList();
         log?.Invoke(string.Create(CultureInfo.InvariantCulture,
             $"{sequences.Count} training problems, {sequences.Sum(s => s.Ids.Length)} tokens ({sequences.Sum(s => s.Ids.Length - s.ResponseStart)} labelled) per epoch"));
-        var model = Qwen2ForCausalLM.CreateRandom(ModelConfig(settings, tokenizer), seed: settings.Seed);
+        var model = settings.InitialModel is string init
+            ? ModelCheckpoint.Load(init)
+            : Qwen2ForCausalLM.CreateRandom(ModelConfig(settings, tokenizer), seed: settings.Seed);
         try
         {
             onCreated?.Invoke(model);

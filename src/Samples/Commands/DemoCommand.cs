@@ -33,14 +33,15 @@ internal sealed class DemoCommand : ISampleCommand
         var retrain = new Option<bool>("--retrain-sft") { Description = "Train the SFT model from scratch (tens of minutes) instead of loading the committed one; cached under the output folder." };
         var heldOut = new Option<int>("--heldout") { Description = "Held-out problems per seed (default 500, or 200 with --quick)." };
         var threads = new Option<int>("--threads") { Description = "Torch intra-op threads (1 keeps results reproducible and is fastest for this small model on a busy machine).", DefaultValueFactory = _ => 1 };
-        var cmd = new Command("demo", "Run Step-DPO end to end on the built-in arithmetic task (default command).") { quick, output, seeds, retrain, heldOut, threads };
+        var sftModel = new Option<DirectoryInfo?>("--sft-model") { Description = "Start from this SFT model folder instead of the committed one (e.g. a train-sft-demo output)." };
+        var cmd = new Command("demo", "Run Step-DPO end to end on the built-in arithmetic task (default command).") { quick, output, seeds, retrain, heldOut, threads, sftModel };
         cmd.SetAction(p => Run(new DemoSettings(
             p.GetValue(quick), p.GetValue(output)!.FullName, Math.Max(1, p.GetValue(seeds)), p.GetValue(retrain),
-            p.GetValue(heldOut) is int n and > 0 ? n : p.GetValue(quick) ? 200 : 500, p.GetValue(threads))));
+            p.GetValue(heldOut) is int n and > 0 ? n : p.GetValue(quick) ? 200 : 500, p.GetValue(threads), p.GetValue(sftModel)?.FullName)));
         return cmd;
     }
 
-    internal sealed record DemoSettings(bool Quick, string Output, int Seeds, bool RetrainSft, int HeldOut, int Threads);
+    internal sealed record DemoSettings(bool Quick, string Output, int Seeds, bool RetrainSft, int HeldOut, int Threads, string? SftModel);
 
     /// <summary>Result of one stage that produces a model: the model, or why there is none.</summary>
     private sealed record StageOutcome(Qwen2ForCausalLM? Model, string? Missing, double Seconds, int Pairs = 0);
@@ -125,6 +126,12 @@ internal sealed class DemoCommand : ISampleCommand
     {
         var clock = Stopwatch.StartNew();
         string cached = Path.Combine(s.Output, "sft-model");
+        if (s.SftModel is not null)
+        {
+            var (m, t) = ArithmeticSftRecipe.Load(s.SftModel);
+            AnsiConsole.MarkupLine($"[green]a. SFT[/]: loaded {Markup.Escape(s.SftModel)} ({Parameters(m):N0} parameters) in {clock.Elapsed.TotalSeconds:F1} s");
+            return (m, t, "given", clock.Elapsed.TotalSeconds);
+        }
         if (!s.RetrainSft)
         {
             if (!File.Exists(Path.Combine(CommittedSftDirectory, ModelCheckpoint.ConfigFile)))
