@@ -54,13 +54,19 @@ internal static class GreedyAccuracy
             for (int i = 0; i < batch.Count; i++)
             {
                 string solution = PromptTemplate.StepPreamble + (results[i].Text ?? string.Empty);
-                string extracted = AnswerExtractor.Extract(solution);
-                bool ok = AnswerEquivalence.AreEquivalent(extracted, AnswerEquivalence.NormalizeReference(batch[i].Reference));
+                var (extracted, ok) = Grade(solution, batch[i].Reference);
                 if (ok) correct++;
                 solutions.Add(new EvaluatedSolution(batch[i].Question, batch[i].Reference, solution, extracted, ok));
             }
             progress?.Report(solutions.Count);
         }
         return new GreedyEvaluationResult(new AnswerMetrics(problems.Count, correct), solutions);
+    }
+
+    /// <summary>The final answer of <paramref name="solution"/> and whether it matches <paramref name="reference"/>.</summary>
+    public static (string Extracted, bool Correct) Grade(string solution, string reference)
+    {
+        string extracted = AnswerExtractor.Extract(solution);
+        return (extracted, AnswerEquivalence.AreEquivalent(extracted, AnswerEquivalence.NormalizeReference(reference)));
     }
 }

@@ -34,14 +34,15 @@ internal sealed class DemoCommand : ISampleCommand
         var retrain = new Option<bool>("--retrain-sft") { Description = "Train the SFT model from scratch (tens of minutes) instead of loading the committed one; cached under the output folder." };
         var heldOut = new Option<int>("--heldout") { Description = "Held-out problems per seed (default 500, or 200 with --quick)." };
         var threads = new Option<int>("--threads") { Description = "Torch intra-op threads (1 keeps results reproducible and is fastest for this small model on a busy machine).", DefaultValueFactory = _ => 1 };
-        var cmd = new Command("demo", "Run Step-DPO end to end on the built-in arithmetic task (default command).") { quick, output, seeds, retrain, heldOut, threads };
+        var sftModel = new Option<DirectoryInfo?>("--sft-model") { Description = "Start from this SFT model folder instead of the committed one (e.g. a train-sft-demo output)." };
+        var cmd = new Command("demo", "Run Step-DPO end to end on the built-in arithmetic task (default command).") { quick, output, seeds, retrain, heldOut, threads, sftModel };
         cmd.SetAction(p => Run(new DemoSettings(
             p.GetValue(quick), p.GetValue(output)!.FullName, Math.Max(1, p.GetValue(seeds)), p.GetValue(retrain),
-            p.GetValue(heldOut) is int n and > 0 ? n : p.GetValue(quick) ? 200 : 500, p.GetValue(threads))));
+            p.GetValue(heldOut) is int n and > 0 ? n : p.GetValue(quick) ? 200 : 500, p.GetValue(threads), p.GetValue(sftModel)?.FullName)));
         return cmd;
     }
 
-    internal sealed record DemoSettings(bool Quick, string Output, int Seeds, bool RetrainSft, int HeldOut, int Threads);
+    internal sealed record DemoSettings(bool Quick, string Output, int Seeds, bool RetrainSft, int HeldOut, int Threads, string? SftModel);
 
     /// <summary>Result of one stage that produces a model: the model, or why there is none.</summary>
     private sealed record StageOutcome(Qwen2ForCausalLM? Model, string? Missing, double Seconds, int Pairs = 0);
@@ -78,7 +79,8 @@ internal sealed class DemoCommand : ISampleCommand
                         missing.Add($"{name}: {stage.Missing}");
                         AnsiConsole.MarkupLine($"[yellow]{Markup.Escape(name)}: not available yet[/] — {Markup.Escape(stage.Missing)}");
                     }
-                    seconds[Key(name)] = seconds.GetValueOrDefault(Key(name)) + stage.Seconds;
+                    else
+                        seconds[Key(name)] = seconds.GetValueOrDefault(Key(name)) + stage.Seconds;
                 }
                 pairs = Math.Max(pairs, pairStage.Pairs);
 
@@ -100,7 +102,7 @@ internal sealed class DemoCommand : ISampleCommand
         seconds["evaluation"] = evalSeconds;
         seconds["total"] = total.Elapsed.TotalSeconds;
 
-        PrintTable(perMethod, seconds, pairs, s);
+        PrintTable(perMethod, seconds, pairs, s, sftSource);
         string chart = Path.Combine(s.Output, "demo.png");
         var bars = new[] { "sft", "dpo", "step_dpo" }.Where(perMethod.ContainsKey)
             .Select(m => { var (a, lo, hi) = Pooled(perMethod[m]); return (DemoChart.Label(m), a, lo, hi); }).ToList();
@@ -129,6 +131,12 @@ internal sealed class DemoCommand : ISampleCommand
     {
         var clock = Stopwatch.StartNew();
         string cached = Path.Combine(s.Output, "sft-model");
+        if (s.SftModel is not null)
+        {
+            var (m, t) = ArithmeticSftRecipe.Load(s.SftModel);
+            AnsiConsole.MarkupLine($"[green]a. SFT[/]: loaded {Markup.Escape(s.SftModel)} ({Parameters(m):N0} parameters) in {clock.Elapsed.TotalSeconds:F1} s");
+            return (m, t, "given", clock.Elapsed.TotalSeconds);
+        }
         if (!s.RetrainSft)
         {
             if (!File.Exists(Path.Combine(CommittedSftDirectory, ModelCheckpoint.ConfigFile)))
@@ -241,7 +249,7 @@ internal sealed class DemoCommand : ISampleCommand
         return (runs.Average(r => r.Metrics.Accuracy), pooled.ConfidenceLower, pooled.ConfidenceUpper);
     }
 
-    private static void PrintTable(Dictionary<string, List<(int Seed, AnswerMetrics Metrics)>> perMethod, Dictionary<string, double> seconds, int pairs, DemoSettings s)
+    private static void PrintTable(Dictionary<string, List<(int Seed, AnswerMetrics Metrics)>> perMethod, Dictionary<string, double> seconds, int pairs, DemoSettings s, string sftSource)
     {
         var table = new Table().Title($"Held-out greedy accuracy ({s.HeldOut} problems{(s.Seeds > 1 ? $" per seed, mean of {s.Seeds} seeds" : "")})");
         table.AddColumns("Method", "Accuracy", "95% CI", s.Seeds > 1 ? "Spread (sd)" : "Correct", "Pairs", "Training time");
@@ -259,7 +267,9 @@ internal sealed class DemoCommand : ISampleCommand
             table.AddRow(label, string.Create(CultureInfo.InvariantCulture, $"{acc * 100:F1}%"),
                 string.Create(CultureInfo.InvariantCulture, $"{lo * 100:F1}–{hi * 100:F1}%"), third,
                 method == "sft" ? "—" : pairs.ToString(CultureInfo.InvariantCulture),
-                string.Create(CultureInfo.InvariantCulture, $"{seconds.GetValueOrDefault(method):F0} s"));
+                method == "sft" && sftSource != "retrained"
+                    ? $"{sftSource} model"
+                    : string.Create(CultureInfo.InvariantCulture, $"{seconds.GetValueOrDefault(method):F0} s"));
         }
         AnsiConsole.Write(table);
     }

@@ -75,6 +75,18 @@ public sealed class GreedyAccuracyTests
     }
 
     [TestMethod]
+    public void GoldSolutionsGradeCorrectAndAWrongFinalAnswerDoesNot()
+    {
+        foreach (var p in ArithmeticTask.Generate(ArithmeticSftRecipe.DemoTask, 100, 4, TaskSplit.HeldOut))
+        {
+            string reference = p.Answer.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            Assert.AreEqual((reference, true), GreedyAccuracy.Grade(p.Solution, reference), p.Solution);
+            string wrong = p.Solution[..p.Solution.LastIndexOf(' ')] + " " + (p.Answer + 1) + ".";
+            Assert.IsFalse(GreedyAccuracy.Grade(wrong, reference).Correct, wrong);
+        }
+    }
+
+    [TestMethod]
     public void RejectsBadArguments()
     {
         using var model = NewModel();
