@@ -35,14 +35,31 @@ internal sealed class DemoCommand : ISampleCommand
         var heldOut = new Option<int>("--heldout") { Description = "Held-out problems per seed (default 500, or 200 with --quick)." };
         var threads = new Option<int>("--threads") { Description = "Torch intra-op threads (1 keeps results reproducible and is fastest for this small model on a busy machine).", DefaultValueFactory = _ => 1 };
         var sftModel = new Option<DirectoryInfo?>("--sft-model") { Description = "Start from this SFT model folder instead of the committed one (e.g. a train-sft-demo output)." };
-        var cmd = new Command("demo", "Run Step-DPO end to end on the built-in arithmetic task (default command).") { quick, output, seeds, retrain, heldOut, threads, sftModel };
-        cmd.SetAction(p => Run(new DemoSettings(
-            p.GetValue(quick), p.GetValue(output)!.FullName, Math.Max(1, p.GetValue(seeds)), p.GetValue(retrain),
-            p.GetValue(heldOut) is int n and > 0 ? n : p.GetValue(quick) ? 200 : 500, p.GetValue(threads), p.GetValue(sftModel)?.FullName)));
+        var lr = new Option<double?>("--lr") { Description = "Peak learning rate of Step-DPO and DPO (default: see docs/readme-demo.md)." };
+        var beta = new Option<double?>("--beta") { Description = "β of Step-DPO and DPO." };
+        var epochs = new Option<int?>("--epochs") { Description = "Epochs of Step-DPO and DPO over the pairs." };
+        var problems = new Option<int?>("--problems") { Description = "Training problems sampled for self-generated pairs." };
+        var cmd = new Command("demo", "Run Step-DPO end to end on the built-in arithmetic task (default command).")
+        {
+            quick, output, seeds, retrain, heldOut, threads, sftModel, lr, beta, epochs, problems,
+        };
+        cmd.SetAction(p =>
+        {
+            var stages = DemoPreferenceStages.For(p.GetValue(quick));
+            stages = stages with
+            {
+                LearningRate = p.GetValue(lr) ?? stages.LearningRate, Beta = p.GetValue(beta) ?? stages.Beta,
+                Epochs = p.GetValue(epochs) ?? stages.Epochs, Problems = p.GetValue(problems) ?? stages.Problems,
+            };
+            return Run(new DemoSettings(
+                p.GetValue(quick), p.GetValue(output)!.FullName, Math.Max(1, p.GetValue(seeds)), p.GetValue(retrain),
+                p.GetValue(heldOut) is int n and > 0 ? n : p.GetValue(quick) ? 200 : 500, p.GetValue(threads), p.GetValue(sftModel)?.FullName, stages));
+        });
         return cmd;
     }
 
-    internal sealed record DemoSettings(bool Quick, string Output, int Seeds, bool RetrainSft, int HeldOut, int Threads, string? SftModel);
+    internal sealed record DemoSettings(bool Quick, string Output, int Seeds, bool RetrainSft, int HeldOut, int Threads, string? SftModel,
+        DemoPreferenceStages.Settings? Stages = null);
 
     /// <summary>Result of one stage that produces a model: the model, or why there is none.</summary>
     private sealed record StageOutcome(Qwen2ForCausalLM? Model, string? Missing, double Seconds, int Pairs = 0);
@@ -181,7 +198,7 @@ internal sealed class DemoCommand : ISampleCommand
     private static (StageOutcome Pairs, StageOutcome StepDpo, StageOutcome Dpo) PreferenceStages(Qwen2ForCausalLM sft, ByteLevelBpeTokenizer tokenizer,
         int seed, DemoSettings s, Dictionary<string, List<(int Seed, List<Dictionary<string, double>> History)>> histories)
     {
-        var settings = DemoPreferenceStages.For(s.Quick);
+        var settings = s.Stages ?? DemoPreferenceStages.For(s.Quick);
         var files = DemoPreferenceStages.BuildPairs(sft, tokenizer, settings, seed, Path.Combine(s.Output, "pairs"));
         if (files.Pairs == 0)
         {
