@@ -24,8 +24,8 @@ internal static class DemoPreferenceStages
         double LearningRate, double Beta);
 
     public static Settings For(bool quick) => quick
-        ? new Settings(Problems: 48, SamplesPerProblem: 4, Rollouts: 4, Rectifications: 4, Epochs: 2, BatchSize: 8, LearningRate: 1e-4, Beta: 0.4)
-        : new Settings(Problems: 240, SamplesPerProblem: 6, Rollouts: 6, Rectifications: 6, Epochs: 3, BatchSize: 8, LearningRate: 1e-4, Beta: 0.4);
+        ? new Settings(Problems: 48, SamplesPerProblem: 4, Rollouts: 4, Rectifications: 4, Epochs: 3, BatchSize: 8, LearningRate: 2e-5, Beta: 0.4)
+        : new Settings(Problems: 240, SamplesPerProblem: 6, Rollouts: 6, Rectifications: 6, Epochs: 3, BatchSize: 8, LearningRate: 2e-5, Beta: 0.4);
 
     internal sealed record PairFiles(string StepPairs, string AnswerPairs, StepPreferenceReport Report, int Pairs, double Seconds);
 
