@@ -105,7 +105,7 @@ internal sealed class DemoCommand : ISampleCommand
                 var models = new List<(string Method, Qwen2ForCausalLM Model)> { ("sft", sft) };
                 if (dpo.Model is not null) models.Add(("dpo", dpo.Model));
                 if (stepDpo.Model is not null) models.Add(("step_dpo", stepDpo.Model));
-                var (metrics, secs) = StageEvaluate(models, tokenizer, s.HeldOut, seed);
+                var (metrics, secs) = StageEvaluate(models, tokenizer, s.HeldOut, seed, s.Output);
                 evalSeconds += secs;
                 foreach (var (method, m) in metrics)
                 {
@@ -230,7 +230,7 @@ internal sealed class DemoCommand : ISampleCommand
     // ---- e. Evaluation --------------------------------------------------------------------------------------
 
     private static (List<(string Method, AnswerMetrics Metrics)> Metrics, double Seconds) StageEvaluate(
-        IReadOnlyList<(string Method, Qwen2ForCausalLM Model)> models, ByteLevelBpeTokenizer tokenizer, int heldOut, int seed)
+        IReadOnlyList<(string Method, Qwen2ForCausalLM Model)> models, ByteLevelBpeTokenizer tokenizer, int heldOut, int seed, string output)
     {
         var clock = Stopwatch.StartNew();
         var problems = ArithmeticSftRecipe.HeldOut(ArithmeticSftRecipe.DemoTask, heldOut, HeldOutSeed(seed));
@@ -248,10 +248,19 @@ internal sealed class DemoCommand : ISampleCommand
                         batchSize: 64, maxNewTokens: 160, progress: new InlineProgress<int>(done => task.Value = done));
                     task.Value = problems.Count;
                     results.Add((models[i].Method, r.Metrics));
+                    WriteSolutions(Path.Combine(output, $"eval-{models[i].Method}-seed{seed}.jsonl"), r.Solutions);
                 }
             });
         AnsiConsole.MarkupLine($"[green]e. evaluation[/]: {models.Count} model(s) × {problems.Count} held-out problems in {clock.Elapsed.TotalSeconds:F1} s");
         return (results, clock.Elapsed.TotalSeconds);
+    }
+
+    /// <summary>Every graded solution, one JSON object per line (question, reference, solution, extracted, correct).</summary>
+    private static void WriteSolutions(string path, IEnumerable<EvaluatedSolution> solutions)
+    {
+        using var w = new StreamWriter(path);
+        foreach (var x in solutions)
+            w.WriteLine(JsonSerializer.Serialize(new { question = x.Question, reference = x.Reference, solution = x.Solution, extracted = x.Extracted, correct = x.Correct }));
     }
 
     /// <summary>Held-out problems depend on the seed only (all methods of a seed see the same problems).</summary>
@@ -270,11 +279,11 @@ internal sealed class DemoCommand : ISampleCommand
     {
         var table = new Table().Title($"Held-out greedy accuracy ({s.HeldOut} problems{(s.Seeds > 1 ? $" per seed, mean of {s.Seeds} seeds" : "")})");
         table.AddColumns("Method", "Accuracy", "95% CI", s.Seeds > 1 ? "Spread (sd)" : "Correct", "Pairs", "Training time");
-        foreach (var (method, label) in new[] { ("sft", "SFT"), ("dpo", "DPO (answer-level)"), ("step_dpo", "Step-DPO") })
+        foreach (var (method, label) in new[] { ("sft", "SFT"), ("dpo", "DPO"), ("step_dpo", "Step-DPO") })
         {
             if (!perMethod.TryGetValue(method, out var runs))
             {
-                table.AddRow(label, "[grey]not available yet[/]", "", "", "", "");
+                table.AddRow(label, "[grey]not yet[/]", "", "", "", "");
                 continue;
             }
             var (acc, lo, hi) = Pooled(runs);

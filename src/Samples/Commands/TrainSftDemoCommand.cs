@@ -83,7 +83,7 @@ internal sealed class TrainSftDemoCommand : ISampleCommand
                 if (wrong is not null) Console.WriteLine($"    e.g. wrong (reference {wrong.Reference}): {wrong.Solution.Replace("\n", " | ")}");
             });
         }
-        model = TrainWithHandle(settings, tokenizer, m => model = m);
+        model = ArithmeticSftRecipe.Train(settings, tokenizer, settings.Sft.Log, onCreated: m => model = m);
         double trainSeconds = clock.Elapsed.TotalSeconds;
         ArithmeticSftRecipe.Save(model, tokenizer, output.FullName);
 
@@ -115,9 +115,6 @@ internal sealed class TrainSftDemoCommand : ISampleCommand
         model.Dispose();
         return 0;
     }
-
-    private static Qwen2ForCausalLM TrainWithHandle(ArithmeticSftSettings settings, Microsoft.ML.StepDpo.Modeling.Tokenization.ByteLevelBpeTokenizer tokenizer, Action<Qwen2ForCausalLM> onCreated) =>
-        ArithmeticSftRecipe.Train(settings, tokenizer, settings.Sft.Log, onCreated);
 
     /// <summary>Runs the handler on the reporting thread (Progress&lt;T&gt; would post it to the thread pool).</summary>
     private sealed class InlineProgress<T>(Action<T> handler) : IProgress<T>
