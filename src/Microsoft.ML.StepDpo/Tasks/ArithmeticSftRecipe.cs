@@ -13,8 +13,8 @@ internal sealed class ArithmeticSftSettings
 {
     /// <summary>Task difficulty. Default <see cref="ArithmeticSftRecipe.DemoTask"/>.</summary>
     public ArithmeticTaskOptions Task { get; set; } = ArithmeticSftRecipe.DemoTask;
-    /// <summary>Distinct training problems (one pass each per epoch). Default 50,000 (about 8.3M tokens).</summary>
-    public int TrainProblems { get; set; } = 50_000;
+    /// <summary>Distinct training problems (one pass each per epoch). Default 35,000 (about 5.8M tokens).</summary>
+    public int TrainProblems { get; set; } = 35_000;
     /// <summary>Model width. Default 128 (with the defaults below: about 0.8M parameters).</summary>
     public int HiddenSize { get; set; } = 128;
     /// <summary>Decoder layers. Default 4.</summary>
