@@ -46,7 +46,7 @@ internal static class ArithmeticSftRecipe
     /// <summary>
     /// The demo's difficulty: 2–3 steps like <see cref="ArithmeticTaskOptions.Easy"/>, but every number at most 50 and
     /// single-digit addends, so a small model trained from scratch on two CPU cores gets a fair share right
-    /// (the Easy preset's results up to 200 need several times the training; see docs/readme-demo.md).
+    /// (the Easy preset's results up to 200 need several times the training; see docs/demo.md).
     /// </summary>
     public static ArithmeticTaskOptions DemoTask => new()
     {
