@@ -8,7 +8,8 @@ var commands = SampleCommands.All();
 foreach (var c in commands)
     root.Subcommands.Add(c.Build());
 
-if (args.Length == 0)
-    args = new[] { "demo" };
+// No command, or only options (e.g. `-- --quick`): the demo.
+if (args.Length == 0 || (args[0].StartsWith('-') && args[0] is not ("-h" or "--help" or "-?" or "/?" or "--version")))
+    args = new[] { "demo" }.Concat(args).ToArray();
 
 return await root.Parse(args).InvokeAsync();
