@@ -346,9 +346,4 @@ internal sealed class DemoCommand : ISampleCommand
 
     private static long Parameters(Qwen2ForCausalLM m) => m.parameters().Sum(p => p.numel());
 
-    /// <summary>Runs the handler on the reporting thread (Progress&lt;T&gt; would post it to the thread pool).</summary>
-    private sealed class InlineProgress<T>(Action<T> handler) : IProgress<T>
-    {
-        public void Report(T value) => handler(value);
-    }
 }

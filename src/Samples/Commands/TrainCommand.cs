@@ -127,7 +127,7 @@ internal sealed class TrainCommand : ISampleCommand
     }
 }
 
-/// <summary>IProgress that reports on the calling thread.</summary>
+/// <summary>IProgress that reports on the calling thread (Progress&lt;T&gt; would post to the thread pool).</summary>
 internal sealed class InlineProgress<T>(Action<T> report) : IProgress<T>
 {
     public void Report(T value) => report(value);

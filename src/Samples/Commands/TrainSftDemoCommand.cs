@@ -116,9 +116,4 @@ internal sealed class TrainSftDemoCommand : ISampleCommand
         return 0;
     }
 
-    /// <summary>Runs the handler on the reporting thread (Progress&lt;T&gt; would post it to the thread pool).</summary>
-    private sealed class InlineProgress<T>(Action<T> handler) : IProgress<T>
-    {
-        public void Report(T value) => handler(value);
-    }
 }
