@@ -32,6 +32,9 @@ public sealed class StepDpoTrainers
             ChosenColumnName = chosenColumnName, RejectedColumnName = rejectedColumnName,
         });
 
+    /// <summary>Supervised fine-tuning on prompt/response rows (loss on the response only); returns a generating transformer.</summary>
+    public SftTrainer Sft(SftTrainer.Options options) => new(_context, options);
+
     /// <summary>
     /// Answer-level DPO (the paper's baseline): the same loss on whole solutions after the prompt alone. The
     /// options' InitialReasonStepsColumnName is ignored (there is no prefix).

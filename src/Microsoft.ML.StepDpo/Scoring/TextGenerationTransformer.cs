@@ -1,0 +1,172 @@
+using System.Collections.Concurrent;
+using System.IO.Compression;
+using System.Text.Json;
+using Microsoft.ML.Data;
+using Microsoft.ML.StepDpo.Modeling;
+using Microsoft.ML.StepDpo.Modeling.Tokenization;
+using Microsoft.ML.StepDpo.Persistence;
+using Microsoft.ML.StepDpo.Text;
+using Microsoft.ML.Transforms;
+
+namespace Microsoft.ML.StepDpo.Scoring;
+
+/// <summary>
+/// A fitted language model as an ML.NET transformer (what <c>Trainers.Sft</c> returns): for each row it renders the
+/// prompt with the template (template + separator) and writes the greedy continuation, up to EOS or the token
+/// limit, to the output column. Saves with <c>mlContext.Model.Save</c> with its weights (as the step scorer does)
+/// and loads after <c>mlContext.ComponentCatalog.RegisterAssembly(typeof(TextGenerationTransformer).Assembly)</c>.
+/// </summary>
+public sealed class TextGenerationTransformer : ChainedTransformer
+{
+    internal TextGenerationTransformer(ITransformer inner, Qwen2ForCausalLM model, ByteLevelBpeTokenizer tokenizer) : base(inner)
+    {
+        Model = model;
+        Tokenizer = tokenizer;
+    }
+
+    internal Qwen2ForCausalLM Model { get; }
+    internal ByteLevelBpeTokenizer Tokenizer { get; }
+
+    /// <summary>Writes the trained model as a Hugging Face folder (config.json, model.safetensors, tokenizer.json).</summary>
+    public void SaveModel(string directory)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(directory);
+        ModelCheckpoint.Save(Model, directory);
+        Tokenizer.Save(directory);
+    }
+
+    internal static IEstimator<ITransformer> BuildChain(MLContext mlContext, Qwen2ForCausalLM model, ByteLevelBpeTokenizer tokenizer,
+        PromptTemplate template, int maxNewTokens, string promptColumn, string outputColumn)
+    {
+        var bundle = GenerationBundle.Create(model, tokenizer, template, maxNewTokens);
+        var sha = ScorerBundle.Sha256(bundle);
+        TextGenerationMapping.Register(sha, new GenerationModel(model, tokenizer, template, maxNewTokens));
+        var t = mlContext.Transforms;
+        IEstimator<ITransformer> mapping = t.Expression(TextGenerationMapping.KeyColumn, "x => \"w\"", promptColumn)
+            .Append(t.Conversion.MapValue(TextGenerationMapping.BundleColumn, new[] { new KeyValuePair<string, byte[]>("w", bundle) }, TextGenerationMapping.KeyColumn))
+            .Append(t.CustomMapping<TextGenerationMapping.Input, TextGenerationMapping.Output>(TextGenerationMapping.Map, TextGenerationMapping.ContractName));
+        return PersistedMapping.Build(t, new StepScoringSettings { BundleSha256 = sha }, TextGenerationMapping.ConfigColumn, promptColumn,
+            new[] { (TextGenerationMapping.PromptColumn, promptColumn) }, mapping,
+            new[] { (TextGenerationMapping.TextColumn, outputColumn) }, TextGenerationMapping.InternalColumns);
+    }
+}
+
+/// <summary>A loaded model ready to generate (thread-safe: one generation at a time).</summary>
+internal sealed class GenerationModel(Qwen2ForCausalLM model, ByteLevelBpeTokenizer tokenizer, PromptTemplate template, int maxNewTokens)
+{
+    private readonly object _lock = new();
+
+    public string Generate(string prompt)
+    {
+        var ids = ((ITextTokenizer)tokenizer).Encode(template.Build(prompt ?? "", ""));
+        if (ids.Length == 0) return "";
+        var eos = new[] { tokenizer.EosId, model.Config.EosTokenId }.OfType<int>().Distinct().ToArray();
+        lock (_lock)
+            return new TextGenerator(model, i => tokenizer.Decode(i)).Generate(ids, new GenerationOptions { MaxNewTokens = maxNewTokens, EosIds = eos }).Text ?? "";
+    }
+}
+
+/// <summary>One model, its tokenizer and its generation settings as bytes that travel inside an ML.NET zip.</summary>
+internal static class GenerationBundle
+{
+    private sealed class Manifest
+    {
+        public int FormatVersion { get; set; } = 1;
+        public string TemplateName { get; set; } = "";
+        public string Template { get; set; } = "";
+        public string Separator { get; set; } = "";
+        public int MaxNewTokens { get; set; }
+    }
+
+    public static byte[] Create(Qwen2ForCausalLM model, ByteLevelBpeTokenizer tokenizer, PromptTemplate template, int maxNewTokens)
+    {
+        var staging = Directory.CreateTempSubdirectory("stepdpo-genbundle-").FullName;
+        try
+        {
+            ModelCheckpoint.Save(model, Path.Combine(staging, "model"));
+            tokenizer.Save(Path.Combine(staging, "model"));
+            File.WriteAllText(Path.Combine(staging, "generation.json"), JsonSerializer.Serialize(new Manifest
+            {
+                TemplateName = template.Name, Template = template.Template, Separator = template.Separator, MaxNewTokens = maxNewTokens,
+            }));
+            using var ms = new MemoryStream();
+            using (var zip = new ZipArchive(ms, ZipArchiveMode.Create, leaveOpen: true))
+                foreach (var file in Directory.EnumerateFiles(staging, "*", SearchOption.AllDirectories).OrderBy(f => f, StringComparer.Ordinal))
+                    zip.CreateEntryFromFile(file, Path.GetRelativePath(staging, file).Replace('\\', '/'), CompressionLevel.Fastest);
+            return ms.ToArray();
+        }
+        finally { Directory.Delete(staging, true); }
+    }
+
+    public static GenerationModel Load(byte[] bundle)
+    {
+        string dir = Path.Combine(Path.GetTempPath(), "stepdpo-generators", ScorerBundle.Sha256(bundle));
+        if (!File.Exists(Path.Combine(dir, "generation.json")))
+        {
+            var tmp = dir + ".tmp-" + Guid.NewGuid().ToString("N");
+            try
+            {
+                using (var zip = new ZipArchive(new MemoryStream(bundle), ZipArchiveMode.Read)) zip.ExtractToDirectory(tmp);
+            }
+            catch (InvalidDataException e)
+            {
+                throw new InvalidDataException("The language model stored in this ML.NET model is corrupted (its bundle is not a valid archive).", e);
+            }
+            try { Directory.Move(tmp, dir); }
+            catch (IOException) when (File.Exists(Path.Combine(dir, "generation.json"))) { Directory.Delete(tmp, true); }
+        }
+        var m = JsonSerializer.Deserialize<Manifest>(File.ReadAllText(Path.Combine(dir, "generation.json")))
+                ?? throw new InvalidDataException("The language model's manifest is unreadable.");
+        var modelDir = Path.Combine(dir, "model");
+        return new GenerationModel(ModelCheckpoint.Load(modelDir), ByteLevelBpeTokenizer.FromDirectory(modelDir),
+            new PromptTemplate(m.TemplateName, m.Template, m.Separator), m.MaxNewTokens);
+    }
+}
+
+/// <summary>The stateless custom mapping behind <see cref="TextGenerationTransformer"/> (see Persistence/PersistedMapping.cs).</summary>
+internal static class TextGenerationMapping
+{
+    public const string ContractName = "Microsoft.ML.StepDpo.TextGeneration.v1";
+    public const string ConfigColumn = "__stepdpo_generation_config";
+    public const string KeyColumn = "__stepdpo_generation_key";
+    public const string BundleColumn = "__stepdpo_generation_bundle";
+    public const string PromptColumn = "__stepdpo_generation_prompt";
+    public const string TextColumn = "__stepdpo_generation_text";
+    public static readonly string[] InternalColumns = { KeyColumn, BundleColumn, PromptColumn, TextColumn };
+
+    private static readonly ConcurrentDictionary<string, Lazy<GenerationModel>> s_models = new();
+
+    public static void Register(string sha, GenerationModel model) => s_models[sha] = new Lazy<GenerationModel>(() => model);
+
+    public sealed class Input
+    {
+        [ColumnName(ConfigColumn)] public string Config { get; set; } = "";
+        [ColumnName(BundleColumn)] public VBuffer<byte> Bundle;
+        [ColumnName(PromptColumn)] public string Prompt { get; set; } = "";
+    }
+
+    public sealed class Output
+    {
+        [ColumnName(TextColumn)] public string Text { get; set; } = "";
+    }
+
+    public static void Map(Input input, Output output)
+    {
+        var settings = PersistedMapping.ReadConfig<StepScoringSettings>(input.Config);
+        var bundle = input.Bundle;
+        var model = s_models.GetOrAdd(settings.BundleSha256, _ => new Lazy<GenerationModel>(() =>
+        {
+            var bytes = bundle.DenseValues().ToArray();
+            if (ScorerBundle.Sha256(bytes) != settings.BundleSha256)
+                throw new InvalidDataException("The language model's weights do not match their recorded hash: the model file is corrupted.");
+            return GenerationBundle.Load(bytes);
+        }, LazyThreadSafetyMode.ExecutionAndPublication)).Value;
+        output.Text = model.Generate(input.Prompt);
+    }
+
+    [CustomMappingFactoryAttribute(ContractName)]
+    public sealed class Factory : CustomMappingFactory<Input, Output>
+    {
+        public override Action<Input, Output> GetMapping() => Map;
+    }
+}
