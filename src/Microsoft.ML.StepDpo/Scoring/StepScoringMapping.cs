@@ -38,6 +38,9 @@ internal static class StepScoringMapping
     /// <summary>Makes an in-memory scorer available under its bundle hash (so a freshly fitted model does not reload itself).</summary>
     public static void Register(string sha, StepScorer scorer) => s_scorers[sha] = new Lazy<StepScorer>(() => scorer);
 
+    /// <summary>Forgets the loaded scorers (benchmarks measure cold loads with it).</summary>
+    internal static void ClearCache() => s_scorers.Clear();
+
     internal static StepScorer Get(StepScoringSettings settings, Func<byte[]> bundle) =>
         s_scorers.GetOrAdd(settings.BundleSha256, _ => new Lazy<StepScorer>(() =>
         {

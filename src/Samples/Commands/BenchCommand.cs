@@ -20,7 +20,7 @@ internal sealed class BenchCommand : ISampleCommand
         var sections = new Option<string[]>("--sections")
         {
             Description = "Which measurements: model (GEMM, training MFU, decoding), stepdpo (prefix sharing + reference cache vs the plain path).",
-            DefaultValueFactory = _ => new[] { "model", "stepdpo" }, AllowMultipleArgumentsPerToken = true,
+            DefaultValueFactory = _ => new[] { "model", "stepdpo", "scorer" }, AllowMultipleArgumentsPerToken = true,
         };
         var cmd = new Command("bench", "Benchmark training MFU, decoding bandwidth use and Step-DPO's fast path; writes JSON.") { output, quick, sections };
         cmd.SetAction(p => Run(p.GetValue(output)!, p.GetValue(quick), p.GetValue(sections)!));
@@ -33,6 +33,7 @@ internal sealed class BenchCommand : ISampleCommand
         var r = new Dictionary<string, object> { ["threads"] = torch.get_num_threads(), ["device"] = "cpu" };
         if (sections.Contains("model")) RunModel(r, quick);
         if (sections.Contains("stepdpo")) StepDpoBenchmark.Run(r, quick);
+        if (sections.Contains("scorer")) ScorerLoadBenchmark.Run(r);
         output.Directory?.Create();
         File.WriteAllText(output.FullName, JsonSerializer.Serialize(r, new JsonSerializerOptions { WriteIndented = true }));
         Console.WriteLine($"wrote {output.FullName}");
