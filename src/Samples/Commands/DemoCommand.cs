@@ -39,9 +39,10 @@ internal sealed class DemoCommand : ISampleCommand
         var beta = new Option<double?>("--beta") { Description = "β of Step-DPO and DPO." };
         var epochs = new Option<int?>("--epochs") { Description = "Epochs of Step-DPO and DPO over the pairs." };
         var problems = new Option<int?>("--problems") { Description = "Training problems sampled for self-generated pairs." };
+        var nll = new Option<double?>("--nll-weight") { Description = "RPO: weight of the chosen response's NLL added to the Step-DPO and DPO losses (default 0)." };
         var cmd = new Command("demo", "Run Step-DPO end to end on the built-in arithmetic task (default command).")
         {
-            quick, output, seeds, retrain, heldOut, threads, sftModel, lr, beta, epochs, problems,
+            quick, output, seeds, retrain, heldOut, threads, sftModel, lr, beta, epochs, problems, nll,
         };
         cmd.SetAction(p =>
         {
@@ -50,6 +51,7 @@ internal sealed class DemoCommand : ISampleCommand
             {
                 LearningRate = p.GetValue(lr) ?? stages.LearningRate, Beta = p.GetValue(beta) ?? stages.Beta,
                 Epochs = p.GetValue(epochs) ?? stages.Epochs, Problems = p.GetValue(problems) ?? stages.Problems,
+                NllWeight = p.GetValue(nll) ?? stages.NllWeight,
             };
             return Run(new DemoSettings(
                 p.GetValue(quick), p.GetValue(output)!.FullName, Math.Max(1, p.GetValue(seeds)), p.GetValue(retrain),

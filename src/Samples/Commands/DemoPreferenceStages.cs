@@ -21,7 +21,7 @@ internal static class DemoPreferenceStages
 {
     /// <summary>Settings of stages b–d (the demo's defaults; --quick shrinks the problem count).</summary>
     internal sealed record Settings(int Problems, int SamplesPerProblem, int Rollouts, int Rectifications, int Epochs, int BatchSize,
-        double LearningRate, double Beta);
+        double LearningRate, double Beta, double NllWeight = 0);
 
     public static Settings For(bool quick) => quick
         ? new Settings(Problems: 48, SamplesPerProblem: 4, Rollouts: 4, Rectifications: 4, Epochs: 3, BatchSize: 8, LearningRate: 2e-5, Beta: 0.4)
@@ -85,7 +85,7 @@ internal static class DemoPreferenceStages
         {
             BaseModel = sft, BaseTokenizer = tokenizer, Template = ArithmeticSftRecipe.Prompt, Beta = s.Beta, LearningRate = s.LearningRate,
             Epochs = s.Epochs, BatchSize = s.BatchSize, WarmupRatio = 0.1, Seed = seed, LogInterval = 1, MaxLength = 512, MaxPromptLength = 384,
-            MetricsPath = metricsPath,
+            MetricsPath = metricsPath, NllWeight = s.NllWeight,
         };
         var trainer = ml.StepDpo().Trainers.StepDpo(options);
         StepScoringTransformer scorer = null!;
