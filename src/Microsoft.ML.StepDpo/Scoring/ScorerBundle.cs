@@ -1,4 +1,3 @@
-using System.IO.Compression;
 using System.Security.Cryptography;
 using System.Text.Json;
 using Microsoft.ML.StepDpo.Modeling;
@@ -32,63 +31,36 @@ internal static class ScorerBundle
 {
     private const string ManifestEntry = "scorer.json";
 
-    public static byte[] Create(StepScorer scorer, string? baseModelPath)
+    public static byte[] Create(StepScorer scorer, string? baseModelPath) => BundleArchive.Create(staging =>
     {
-        var staging = Directory.CreateTempSubdirectory("stepdpo-bundle-").FullName;
-        try
+        bool lora = scorer.Reference is null;
+        var manifest = new ScorerManifest
         {
-            bool lora = scorer.Reference is null;
-            var manifest = new ScorerManifest
-            {
-                Beta = scorer.Beta, Threshold = scorer.Threshold, Lora = lora,
-                TemplateName = scorer.Template.Name, Template = scorer.Template.Template, Separator = scorer.Template.Separator,
-            };
-            if (lora)
-            {
-                if (baseModelPath is null)
-                    throw new InvalidOperationException("A LoRA step scorer can only be saved when its base model was loaded from a folder (it is referenced by path).");
-                manifest.BaseModelPath = Path.GetFullPath(baseModelPath);
-                manifest.BaseModelSha256 = HashModelFolder(baseModelPath);
-                LoraAdapters.Save(scorer.Policy, Path.Combine(staging, "adapters"), manifest.BaseModelPath);
-                scorer.Tokenizer.Save(Path.Combine(staging, "adapters"));
-            }
-            else
-            {
-                SaveFolder(scorer.Policy, scorer.Tokenizer, Path.Combine(staging, "policy"));
-                SaveFolder(scorer.Reference!, scorer.Tokenizer, Path.Combine(staging, "reference"));
-            }
-            File.WriteAllText(Path.Combine(staging, ManifestEntry), JsonSerializer.Serialize(manifest));
-            using var ms = new MemoryStream();
-            using (var zip = new ZipArchive(ms, ZipArchiveMode.Create, leaveOpen: true))
-                foreach (var file in Directory.EnumerateFiles(staging, "*", SearchOption.AllDirectories).OrderBy(f => f, StringComparer.Ordinal))
-                    zip.CreateEntryFromFile(file, Path.GetRelativePath(staging, file).Replace('\\', '/'), CompressionLevel.Fastest);
-            return ms.ToArray();
+            Beta = scorer.Beta, Threshold = scorer.Threshold, Lora = lora,
+            TemplateName = scorer.Template.Name, Template = scorer.Template.Template, Separator = scorer.Template.Separator,
+        };
+        if (lora)
+        {
+            if (baseModelPath is null)
+                throw new InvalidOperationException("A LoRA step scorer can only be saved when its base model was loaded from a folder (it is referenced by path).");
+            manifest.BaseModelPath = Path.GetFullPath(baseModelPath);
+            manifest.BaseModelSha256 = HashModelFolder(baseModelPath);
+            LoraAdapters.Save(scorer.Policy, Path.Combine(staging, "adapters"), manifest.BaseModelPath);
+            scorer.Tokenizer.Save(Path.Combine(staging, "adapters"));
         }
-        finally { Directory.Delete(staging, true); }
-    }
+        else
+        {
+            SaveFolder(scorer.Policy, scorer.Tokenizer, Path.Combine(staging, "policy"));
+            SaveFolder(scorer.Reference!, scorer.Tokenizer, Path.Combine(staging, "reference"));
+        }
+        File.WriteAllText(Path.Combine(staging, ManifestEntry), JsonSerializer.Serialize(manifest));
+    });
 
     public static string Sha256(ReadOnlySpan<byte> bytes) => Convert.ToHexString(SHA256.HashData(bytes)).ToLowerInvariant();
 
     public static StepScorer Load(byte[] bundle)
     {
-        // Extract once per content into a content-addressed cache folder (atomic rename), then load from it.
-        string sha = Sha256(bundle);
-        string dir = Path.Combine(Path.GetTempPath(), "stepdpo-scorers", sha);
-        if (!File.Exists(Path.Combine(dir, ManifestEntry)))
-        {
-            var tmp = dir + ".tmp-" + Guid.NewGuid().ToString("N");
-            try
-            {
-                using (var zip = new ZipArchive(new MemoryStream(bundle), ZipArchiveMode.Read))
-                    zip.ExtractToDirectory(tmp);
-            }
-            catch (InvalidDataException e)
-            {
-                throw new InvalidDataException("The step scorer stored in this model is corrupted (its bundle is not a valid archive).", e);
-            }
-            try { Directory.Move(tmp, dir); }
-            catch (IOException) when (File.Exists(Path.Combine(dir, ManifestEntry))) { Directory.Delete(tmp, true); } // another thread won
-        }
+        string dir = BundleArchive.Unpack(bundle, "stepdpo-scorers", ManifestEntry, "step scorer");
         var manifest = JsonSerializer.Deserialize<ScorerManifest>(File.ReadAllText(Path.Combine(dir, ManifestEntry)))
                        ?? throw new InvalidDataException("The step scorer's manifest is unreadable.");
         if (manifest.FormatVersion != 1)

@@ -1,5 +1,4 @@
 using System.Collections.Concurrent;
-using System.IO.Compression;
 using System.Text.Json;
 using Microsoft.ML.Data;
 using Microsoft.ML.StepDpo.Modeling;
@@ -78,10 +77,8 @@ internal static class GenerationBundle
         public int MaxNewTokens { get; set; }
     }
 
-    public static byte[] Create(Qwen2ForCausalLM model, ByteLevelBpeTokenizer tokenizer, PromptTemplate template, int maxNewTokens)
-    {
-        var staging = Directory.CreateTempSubdirectory("stepdpo-genbundle-").FullName;
-        try
+    public static byte[] Create(Qwen2ForCausalLM model, ByteLevelBpeTokenizer tokenizer, PromptTemplate template, int maxNewTokens) =>
+        BundleArchive.Create(staging =>
         {
             ModelCheckpoint.Save(model, Path.Combine(staging, "model"));
             tokenizer.Save(Path.Combine(staging, "model"));
@@ -89,32 +86,11 @@ internal static class GenerationBundle
             {
                 TemplateName = template.Name, Template = template.Template, Separator = template.Separator, MaxNewTokens = maxNewTokens,
             }));
-            using var ms = new MemoryStream();
-            using (var zip = new ZipArchive(ms, ZipArchiveMode.Create, leaveOpen: true))
-                foreach (var file in Directory.EnumerateFiles(staging, "*", SearchOption.AllDirectories).OrderBy(f => f, StringComparer.Ordinal))
-                    zip.CreateEntryFromFile(file, Path.GetRelativePath(staging, file).Replace('\\', '/'), CompressionLevel.Fastest);
-            return ms.ToArray();
-        }
-        finally { Directory.Delete(staging, true); }
-    }
+        });
 
     public static GenerationModel Load(byte[] bundle)
     {
-        string dir = Path.Combine(Path.GetTempPath(), "stepdpo-generators", ScorerBundle.Sha256(bundle));
-        if (!File.Exists(Path.Combine(dir, "generation.json")))
-        {
-            var tmp = dir + ".tmp-" + Guid.NewGuid().ToString("N");
-            try
-            {
-                using (var zip = new ZipArchive(new MemoryStream(bundle), ZipArchiveMode.Read)) zip.ExtractToDirectory(tmp);
-            }
-            catch (InvalidDataException e)
-            {
-                throw new InvalidDataException("The language model stored in this ML.NET model is corrupted (its bundle is not a valid archive).", e);
-            }
-            try { Directory.Move(tmp, dir); }
-            catch (IOException) when (File.Exists(Path.Combine(dir, "generation.json"))) { Directory.Delete(tmp, true); }
-        }
+        string dir = BundleArchive.Unpack(bundle, "stepdpo-generators", "generation.json", "language model");
         var m = JsonSerializer.Deserialize<Manifest>(File.ReadAllText(Path.Combine(dir, "generation.json")))
                 ?? throw new InvalidDataException("The language model's manifest is unreadable.");
         var modelDir = Path.Combine(dir, "model");

@@ -126,19 +126,7 @@ public sealed class SftTrainer : IEstimator<TextGenerationTransformer>
             while (cursor.MoveNext()) { gp(ref p); gr(ref r); rows.Add((p.ToString(), r.ToString())); }
         }
 
-        Qwen2ForCausalLM model;
-        ByteLevelBpeTokenizer tokenizer;
-        if (o.BaseModel is not null)
-        {
-            model = StepDpoTrainer.Clone(o.BaseModel);
-            tokenizer = o.BaseTokenizer ?? throw new InvalidOperationException("An in-memory base model needs its tokenizer.");
-        }
-        else
-        {
-            if (!Directory.Exists(o.BaseModelPath)) throw new DirectoryNotFoundException($"Base model folder '{o.BaseModelPath}' does not exist.");
-            model = ModelCheckpoint.Load(o.BaseModelPath!, device: TorchDevice.Select(_context));
-            tokenizer = ByteLevelBpeTokenizer.FromDirectory(o.BaseModelPath!);
-        }
+        var (model, tokenizer) = BaseModelLoader.Load(_context, o.BaseModelPath, o.BaseModel, o.BaseTokenizer);
         if (o.UseLora) LoraAdapters.Apply(model, o.Lora.ToInternal());
 
         var examples = SftData.Tokenize(rows, tokenizer, o.Template, o.MaxLength, out int dropped);

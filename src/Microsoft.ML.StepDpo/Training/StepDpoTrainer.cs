@@ -162,10 +162,9 @@ public sealed class StepDpoTrainer : IEstimator<StepScoringTransformer>
         TorchRuntime.EnsureLoaded();
         if (o.Threads is int threads) torch.set_num_threads(threads);
         int seed = o.Seed ?? host.Rand.Next();
-        var device = TorchDevice.Select(_context);
 
         var rows = ReadRows(input);
-        var (policy, tokenizer) = LoadBase(device);
+        var (policy, tokenizer) = BaseModelLoader.Load(_context, o.BaseModelPath, o.BaseModel, o.BaseTokenizer);
         Qwen2ForCausalLM? reference = null;
         if (o.UseLora)
             LoraAdapters.Apply(policy, o.Lora.ToInternal());
@@ -241,19 +240,6 @@ public sealed class StepDpoTrainer : IEstimator<StepScoringTransformer>
             rows.Add(new PreferenceRow(prompt, prefix, Get(k++), Get(k)));
         }
         return rows;
-    }
-
-    private (Qwen2ForCausalLM Model, ByteLevelBpeTokenizer Tokenizer) LoadBase(torch.Device device)
-    {
-        var o = _options;
-        if (o.BaseModel is not null)
-        {
-            var tok = o.BaseTokenizer ?? throw new InvalidOperationException("An in-memory base model needs its tokenizer.");
-            return (Clone(o.BaseModel), tok);
-        }
-        var dir = o.BaseModelPath!;
-        if (!Directory.Exists(dir)) throw new DirectoryNotFoundException($"Base model folder '{dir}' does not exist.");
-        return (ModelCheckpoint.Load(dir, device: device), ByteLevelBpeTokenizer.FromDirectory(dir));
     }
 
     /// <summary>An independent copy with the same weights (the frozen reference of full fine-tuning).</summary>

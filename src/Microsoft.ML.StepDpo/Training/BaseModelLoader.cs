@@ -1,0 +1,17 @@
+using Microsoft.ML.StepDpo.Modeling;
+using Microsoft.ML.StepDpo.Modeling.Tokenization;
+
+namespace Microsoft.ML.StepDpo.Training;
+
+/// <summary>The starting model of a trainer: a copy of an in-memory model (never modified), or a Hugging Face folder.</summary>
+internal static class BaseModelLoader
+{
+    public static (Qwen2ForCausalLM Model, ByteLevelBpeTokenizer Tokenizer) Load(MLContext context, string? path, Qwen2ForCausalLM? model, ByteLevelBpeTokenizer? tokenizer)
+    {
+        if (model is not null)
+            return (StepDpoTrainer.Clone(model), tokenizer ?? throw new InvalidOperationException("An in-memory base model needs its tokenizer."));
+        if (path is null) throw new InvalidOperationException("Set BaseModelPath to a Hugging Face model folder.");
+        if (!Directory.Exists(path)) throw new DirectoryNotFoundException($"Base model folder '{path}' does not exist.");
+        return (ModelCheckpoint.Load(path, device: TorchDevice.Select(context)), ByteLevelBpeTokenizer.FromDirectory(path));
+    }
+}
