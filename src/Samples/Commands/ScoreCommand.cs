@@ -21,6 +21,9 @@ internal sealed class ScoreCommand : ISampleCommand
         return cmd;
     }
 
+    // Plain UTF-8 text in the output (no \u escapes for quotes, '+' or non-ASCII).
+    private static readonly System.Text.Json.JsonSerializerOptions s_json = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+
     private sealed class Row { public string prompt { get; set; } = ""; public string solution { get; set; } = ""; }
     private sealed class Scored { public float[] StepRewards { get; set; } = Array.Empty<float>(); public int FirstErrorStep { get; set; } }
 
@@ -47,7 +50,7 @@ internal sealed class ScoreCommand : ISampleCommand
                 var s = engine.Predict(row);
                 obj["step_rewards"] = new JsonArray(s.StepRewards.Select(r => (JsonNode)r).ToArray());
                 obj["first_error_step"] = s.FirstErrorStep;
-                writer.WriteLine(obj.ToJsonString());
+                writer.WriteLine(obj.ToJsonString(s_json));
                 task.Increment(1);
             }
         });

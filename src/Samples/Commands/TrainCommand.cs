@@ -11,8 +11,8 @@ namespace StepDpo.Samples;
 
 /// <summary>
 /// Trains a model on a JSONL file: Step-DPO (Math-Step-DPO-10K rows), answer-level DPO (prompt, chosen and
-/// rejected whole solutions) or SFT (prompt and response). Writes a Hugging Face folder and, for the
-/// preference methods, the step scorer as an ML.NET zip.
+/// rejected whole solutions) or SFT (prompt and response). Writes a Hugging Face folder and an ML.NET zip
+/// (the step scorer for the preference methods, the generating model for SFT).
 /// </summary>
 internal sealed class TrainCommand : ISampleCommand
 {
@@ -97,32 +97,32 @@ internal sealed class TrainCommand : ISampleCommand
 
     private static int RunSft(Args a)
     {
-        var tokenizer = ByteLevelBpeTokenizer.FromDirectory(a.Model.FullName);
-        using var model = ModelCheckpoint.Load(a.Model.FullName);
         var ml = new MLContext(a.Seed);
         var data = ml.Data.LoadFromJsonl(a.Data.FullName, a.PromptField, a.ResponseField);
-        var examples = SftData.Tokenize(DataViewText.ReadPairs(data, a.PromptField, a.ResponseField).ToList(), tokenizer, a.Template, a.MaxLength, out var dropped);
-        if (dropped > 0) AnsiConsole.WriteLine($"{dropped} rows were empty or too long and were left out.");
-        var loopOptions = new TrainingLoopOptions
+        var options = new SftTrainer.Options
         {
-            Epochs = a.Epochs, BatchSize = a.BatchSize, LearningRate = a.LearningRate, Seed = a.Seed,
+            BaseModelPath = a.Model.FullName, Template = a.Template, LearningRate = a.LearningRate, Epochs = a.Epochs, BatchSize = a.BatchSize,
+            MaxLength = a.MaxLength, UseLora = a.Lora, Seed = a.Seed, PromptColumnName = a.PromptField, ResponseColumnName = a.ResponseField,
             CheckpointDirectory = Path.Combine(a.Output.FullName, "checkpoints"), MetricsPath = Path.Combine(a.Output.FullName, "metrics.jsonl"),
         };
-        var loop = new TrainingLoop<TokenizedSequence>(new Qwen2TrainingModel(model), new SftObjective(), loopOptions);
+        ml.Log += (_, e) => { if (e.Message.Contains("rows used", StringComparison.Ordinal)) AnsiConsole.WriteLine(e.Message); };
+        var trainer = ml.StepDpo().Trainers.Sft(options);
+        Microsoft.ML.StepDpo.Scoring.TextGenerationTransformer? model = null;
         AnsiConsole.Progress().Start(ctx =>
         {
             var task = ctx.AddTask("sft training");
-            loopOptions.Progress = new InlineProgress<TrainingProgress>(p =>
+            options.Progress = new InlineProgress<TrainingProgress>(p =>
             {
                 task.MaxValue = p.TotalSteps; task.Value = p.Step;
                 task.Description = $"sft step {p.Step}/{p.TotalSteps} loss {p.Metrics.GetValueOrDefault("loss"):F4}";
             });
-            loop.Run(examples);
+            model = trainer.Fit(data);
         });
         var hf = Path.Combine(a.Output.FullName, "model");
-        ModelCheckpoint.Save(model, hf);
-        tokenizer.Save(hf);
-        AnsiConsole.MarkupLineInterpolated($"Wrote the trained model to [green]{hf}[/].");
+        model!.SaveModel(hf);
+        var zip = Path.Combine(a.Output.FullName, "model.zip");
+        ml.Model.Save(model, null, zip);
+        AnsiConsole.MarkupLineInterpolated($"Wrote the trained model to [green]{hf}[/] and the generating ML.NET model to [green]{zip}[/].");
         return 0;
     }
 }
@@ -131,22 +131,4 @@ internal sealed class TrainCommand : ISampleCommand
 internal sealed class InlineProgress<T>(Action<T> report) : IProgress<T>
 {
     public void Report(T value) => report(value);
-}
-
-internal static class DataViewText
-{
-    /// <summary>The values of two text columns, row by row.</summary>
-    public static IEnumerable<(string, string)> ReadPairs(IDataView data, string first, string second)
-    {
-        var cols = new[] { data.Schema[first], data.Schema[second] };
-        using var cursor = data.GetRowCursor(cols);
-        var g1 = cursor.GetGetter<ReadOnlyMemory<char>>(cols[0]);
-        var g2 = cursor.GetGetter<ReadOnlyMemory<char>>(cols[1]);
-        ReadOnlyMemory<char> a = default, b = default;
-        while (cursor.MoveNext())
-        {
-            g1(ref a); g2(ref b);
-            yield return (a.ToString(), b.ToString());
-        }
-    }
 }
