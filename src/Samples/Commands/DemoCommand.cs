@@ -18,8 +18,8 @@ namespace StepDpo.Samples;
 /// a. SFT model: the committed one (Assets/sft-arithmetic), or trained from scratch with --retrain-sft and cached
 ///    under the output folder; b. self-generated step pairs; c. Step-DPO; d. answer-level DPO;
 /// e. greedy held-out evaluation with 95% intervals, a table and results.json.
-/// Stages b–d are hook points (<see cref="BuildStepPairs"/>, <see cref="TrainStepDpo"/>, <see cref="TrainDpo"/>)
-/// that report plainly that they are not there yet.
+/// Stages b–d live in <see cref="DemoPreferenceStages"/>; if stage b yields no pairs, the demo says so and reports no
+/// number for the methods that did not run.
 /// </summary>
 internal sealed class DemoCommand : ISampleCommand
 {
