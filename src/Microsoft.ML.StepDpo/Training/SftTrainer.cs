@@ -17,58 +17,19 @@ namespace Microsoft.ML.StepDpo.Training;
 public sealed class SftTrainer : IEstimator<TextGenerationTransformer>
 {
     /// <summary>Options of <see cref="SftTrainer"/>.</summary>
-    public sealed class Options
+    public sealed class Options : LanguageModelTrainerOptions
     {
+        /// <summary>Defaults: learning rate 2e-5, 3 epochs.</summary>
+        public Options() : base(learningRate: 2e-5, epochs: 3) { }
+
         /// <summary>Text column with the prompt. Default "prompt".</summary>
         public string PromptColumnName { get; set; } = "prompt";
         /// <summary>Text column with the target response. Default "response".</summary>
         public string ResponseColumnName { get; set; } = "response";
         /// <summary>Output column of the fitted transformer (the generated response). Default "GeneratedText".</summary>
         public string OutputColumnName { get; set; } = "GeneratedText";
-        /// <summary>Hugging Face model folder to start from.</summary>
-        public string? BaseModelPath { get; set; }
-        internal Qwen2ForCausalLM? BaseModel { get; set; }
-        internal ByteLevelBpeTokenizer? BaseTokenizer { get; set; }
-        /// <summary>Prompt template. Default alpaca.</summary>
-        public PromptTemplate Template { get; set; } = PromptTemplate.Alpaca;
-        /// <summary>Peak learning rate. Default 2e-5.</summary>
-        public double LearningRate { get; set; } = 2e-5;
-        /// <summary>Fraction of steps of linear warmup before the cosine decay. Default 0.1.</summary>
-        public double WarmupRatio { get; set; } = 0.1;
-        /// <summary>AdamW weight decay (not on biases and norms). Default 0.</summary>
-        public double WeightDecay { get; set; }
-        /// <summary>Epochs. Default 3.</summary>
-        public int Epochs { get; set; } = 3;
-        /// <summary>Sequences per micro-batch. Default 8.</summary>
-        public int BatchSize { get; set; } = 8;
-        /// <summary>Micro-batches per optimizer step. Default 1.</summary>
-        public int GradientAccumulationSteps { get; set; } = 1;
-        /// <summary>Gradient clipping (global L2 norm). Default 1.0.</summary>
-        public double MaxGradNorm { get; set; } = 1.0;
-        /// <summary>Longest prompt + response + EOS in tokens; longer rows are left out and counted. Default 1024.</summary>
-        public int MaxLength { get; set; } = 1024;
-        /// <summary>Train LoRA adapters instead of all weights (merged into the fitted model). Default false.</summary>
-        public bool UseLora { get; set; }
-        /// <summary>LoRA settings when <see cref="UseLora"/> is on.</summary>
-        public LoraSettings Lora { get; set; } = new();
         /// <summary>Most tokens the fitted transformer generates per row. Default 256.</summary>
         public int MaxNewTokens { get; set; } = 256;
-        /// <summary>Torch intra-op threads; null keeps TorchSharp's default.</summary>
-        public int? Threads { get; set; }
-        /// <summary>Seed of the data order; null draws one from the MLContext.</summary>
-        public int? Seed { get; set; }
-        /// <summary>Folder for resumable checkpoints; null for none.</summary>
-        public string? CheckpointDirectory { get; set; }
-        /// <summary>Optimizer steps between checkpoints (0: only at the end, on cancellation and on a NaN stop). Default 0.</summary>
-        public int CheckpointInterval { get; set; }
-        /// <summary>Optimizer steps between metric records. Default 10.</summary>
-        public int LogInterval { get; set; } = 10;
-        /// <summary>Optional JSONL file for the metric records.</summary>
-        public string? MetricsPath { get; set; }
-        /// <summary>Receives progress after every optimizer step.</summary>
-        public IProgress<TrainingProgress>? Progress { get; set; }
-        /// <summary>Stops training at the next step, after saving a resumable checkpoint.</summary>
-        public CancellationToken CancellationToken { get; set; }
     }
 
     private readonly MLContext _context;
@@ -78,8 +39,7 @@ public sealed class SftTrainer : IEstimator<TextGenerationTransformer>
     {
         _context = context ?? throw new ArgumentNullException(nameof(context));
         _options = options ?? throw new ArgumentNullException(nameof(options));
-        if (options.BaseModelPath is null && options.BaseModel is null)
-            throw new ArgumentException("Set Options.BaseModelPath to a Hugging Face model folder.", nameof(options));
+        options.CheckBaseModel();
         if (options.MaxNewTokens < 1) throw new ArgumentOutOfRangeException(nameof(options), "MaxNewTokens must be at least 1.");
     }
 
@@ -134,13 +94,7 @@ public sealed class SftTrainer : IEstimator<TextGenerationTransformer>
         ch.Info(MessageSensitivity.None, $"{examples.Count}/{rows.Count} rows used; {dropped} empty or longer than {o.MaxLength} tokens.");
         if (examples.Count == 0) throw new InvalidOperationException($"No usable training rows: {dropped} of {rows.Count} were empty or too long.");
 
-        var loop = new TrainingLoop<TokenizedSequence>(new Qwen2TrainingModel(model), new SftObjective(), new TrainingLoopOptions
-        {
-            Epochs = o.Epochs, BatchSize = o.BatchSize, GradientAccumulationSteps = o.GradientAccumulationSteps, LearningRate = o.LearningRate,
-            WarmupRatio = o.WarmupRatio, WeightDecay = o.WeightDecay, MaxGradNorm = o.MaxGradNorm, Seed = seed,
-            CheckpointDirectory = o.CheckpointDirectory, CheckpointInterval = o.CheckpointInterval, LogInterval = o.LogInterval,
-            MetricsPath = o.MetricsPath, Log = m => ch.Info(MessageSensitivity.None, m), Progress = o.Progress, CancellationToken = o.CancellationToken,
-        });
+        var loop = new TrainingLoop<TokenizedSequence>(new Qwen2TrainingModel(model), new SftObjective(), o.ToLoopOptions(seed, m => ch.Info(MessageSensitivity.None, m)));
         loop.Run(examples);
         LastHistory.Clear();
         LastHistory.AddRange(loop.History);

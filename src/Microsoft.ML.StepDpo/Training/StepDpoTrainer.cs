@@ -17,8 +17,11 @@ namespace Microsoft.ML.StepDpo.Training;
 public sealed class StepDpoTrainer : IEstimator<StepScoringTransformer>
 {
     /// <summary>Options of <see cref="StepDpoTrainer"/>. Defaults follow the paper's reference runs unless noted.</summary>
-    public sealed class Options
+    public sealed class Options : LanguageModelTrainerOptions
     {
+        /// <summary>Defaults of the Step-DPO reference runs: learning rate 5e-7, 4 epochs.</summary>
+        public Options() : base(learningRate: 5e-7, epochs: 4) { }
+
         /// <summary>Text column with the problem. Default "prompt" (Math-Step-DPO-10K).</summary>
         public string PromptColumnName { get; set; } = "prompt";
         /// <summary>Text column with the correct steps before the step in question, ending with "Step k:". Default
@@ -29,13 +32,7 @@ public sealed class StepDpoTrainer : IEstimator<StepScoringTransformer>
         /// <summary>Text column with the erroneous step. Default "rejected".</summary>
         public string RejectedColumnName { get; set; } = "rejected";
 
-        /// <summary>Hugging Face model folder (config.json, safetensors, tokenizer.json) to start from.</summary>
-        public string? BaseModelPath { get; set; }
-        internal Qwen2ForCausalLM? BaseModel { get; set; }
-        internal ByteLevelBpeTokenizer? BaseTokenizer { get; set; }
 
-        /// <summary>Prompt template. Default alpaca (REFERENCE §3); Qwen models usually use <see cref="PromptTemplate.Qwen2Boxed"/>.</summary>
-        public PromptTemplate Template { get; set; } = PromptTemplate.Alpaca;
 
         /// <summary>β of the loss: the strength of the pull towards the reference. Default 0.4.</summary>
         public double Beta { get; set; } = 0.4;
@@ -46,53 +43,17 @@ public sealed class StepDpoTrainer : IEstimator<StepScoringTransformer>
         /// <summary>Weight of the chosen response's NLL added to the loss (RPO). Default 0 (off).</summary>
         public double NllWeight { get; set; }
 
-        /// <summary>Peak learning rate. Default 5e-7 (the reference runs; small models from scratch need far more).</summary>
-        public double LearningRate { get; set; } = 5e-7;
-        /// <summary>Fraction of optimizer steps of linear warmup before the cosine decay. Default 0.1.</summary>
-        public double WarmupRatio { get; set; } = 0.1;
-        /// <summary>AdamW weight decay (not applied to biases and norms). Default 0.</summary>
-        public double WeightDecay { get; set; }
-        /// <summary>Epochs over the pairs. Default 4 (the reference uses 4 for &gt;30B models, 8 for 7B).</summary>
-        public int Epochs { get; set; } = 4;
-        /// <summary>Pairs per micro-batch. Default 8.</summary>
-        public int BatchSize { get; set; } = 8;
-        /// <summary>Micro-batches per optimizer step. Default 1.</summary>
-        public int GradientAccumulationSteps { get; set; } = 1;
-        /// <summary>Gradient clipping (global L2 norm). Default 1.0.</summary>
-        public double MaxGradNorm { get; set; } = 1.0;
-        /// <summary>Longest context + step in tokens. Default 1024.</summary>
-        public int MaxLength { get; set; } = 1024;
         /// <summary>Longest context kept (its end) when context + step is too long. Default 512.</summary>
         public int MaxPromptLength { get; set; } = 512;
         /// <summary>Append EOS after the step. Default false: a step is not the end of an answer (as the reference).</summary>
         public bool AppendEos { get; set; }
 
-        /// <summary>Train LoRA adapters instead of all weights. Default false.</summary>
-        public bool UseLora { get; set; }
-        /// <summary>LoRA settings when <see cref="UseLora"/> is on.</summary>
-        public LoraSettings Lora { get; set; } = new();
 
         /// <summary>Compute reference log-probs once before training instead of every step. Default true (same math).</summary>
         public bool PrecomputeReferenceLogProbs { get; set; } = true;
         /// <summary>One forward over [prefix][chosen][rejected] per pair instead of two sequences. Default true (same math).</summary>
         public bool PrefixSharing { get; set; } = true;
 
-        /// <summary>Torch intra-op threads; null keeps TorchSharp's default.</summary>
-        public int? Threads { get; set; }
-        /// <summary>Seed of data order and dropout; null draws one from the MLContext.</summary>
-        public int? Seed { get; set; }
-        /// <summary>Folder for checkpoints (resumable); null for none.</summary>
-        public string? CheckpointDirectory { get; set; }
-        /// <summary>Optimizer steps between checkpoints (0: only at the end, on cancellation and on a NaN stop). Default 0.</summary>
-        public int CheckpointInterval { get; set; }
-        /// <summary>Optimizer steps between metric records (MLContext.Log, metrics file). Default 10.</summary>
-        public int LogInterval { get; set; } = 10;
-        /// <summary>Optional JSONL file for the metric records (TRL names).</summary>
-        public string? MetricsPath { get; set; }
-        /// <summary>Receives progress after every optimizer step.</summary>
-        public IProgress<TrainingProgress>? Progress { get; set; }
-        /// <summary>Stops training at the next step, after saving a resumable checkpoint.</summary>
-        public CancellationToken CancellationToken { get; set; }
 
         /// <summary>Reward below which the scorer calls a step an error. Default 0.</summary>
         public double ErrorThreshold { get; set; }
@@ -107,8 +68,7 @@ public sealed class StepDpoTrainer : IEstimator<StepScoringTransformer>
     {
         _context = context ?? throw new ArgumentNullException(nameof(context));
         _options = options ?? throw new ArgumentNullException(nameof(options));
-        if (options.BaseModelPath is null && options.BaseModel is null)
-            throw new ArgumentException("Set Options.BaseModelPath to a Hugging Face model folder.", nameof(options));
+        options.CheckBaseModel();
         if (!(options.Beta > 0)) throw new ArgumentOutOfRangeException(nameof(options), "Beta must be positive.");
     }
 
@@ -192,13 +152,7 @@ public sealed class StepDpoTrainer : IEstimator<StepScoringTransformer>
             Beta = o.Beta, Loss = o.Loss, LabelSmoothing = o.LabelSmoothing, NllWeight = o.NllWeight, PrefixSharing = o.PrefixSharing,
             Cache = cache, ReferenceModel = cache is null && reference is not null ? new Qwen2TrainingModel(reference) : null,
         };
-        var loop = new TrainingLoop<TokenizedPair>(model, objective, new TrainingLoopOptions
-        {
-            Epochs = o.Epochs, BatchSize = o.BatchSize, GradientAccumulationSteps = o.GradientAccumulationSteps, LearningRate = o.LearningRate,
-            WarmupRatio = o.WarmupRatio, WeightDecay = o.WeightDecay, MaxGradNorm = o.MaxGradNorm, Seed = seed,
-            CheckpointDirectory = o.CheckpointDirectory, CheckpointInterval = o.CheckpointInterval, LogInterval = o.LogInterval,
-            MetricsPath = o.MetricsPath, Log = Log, Progress = o.Progress, CancellationToken = o.CancellationToken,
-        });
+        var loop = new TrainingLoop<TokenizedPair>(model, objective, o.ToLoopOptions(seed, Log));
         loop.Run(pairs);
         LastHistory.Clear();
         LastHistory.AddRange(loop.History);

@@ -1,0 +1,81 @@
+using Microsoft.ML.StepDpo.Modeling;
+using Microsoft.ML.StepDpo.Modeling.Tokenization;
+using Microsoft.ML.StepDpo.Text;
+
+namespace Microsoft.ML.StepDpo.Training;
+
+/// <summary>
+/// Settings every trainer of this library shares (the starting model, the optimizer loop, checkpoints and
+/// reporting). <see cref="StepDpoTrainer.Options"/> and <see cref="SftTrainer.Options"/> add their own and set
+/// their own defaults for <see cref="LearningRate"/> and <see cref="Epochs"/>.
+/// </summary>
+public abstract class LanguageModelTrainerOptions
+{
+    private protected LanguageModelTrainerOptions(double learningRate, int epochs)
+    {
+        LearningRate = learningRate;
+        Epochs = epochs;
+    }
+
+    /// <summary>Hugging Face model folder (config.json, safetensors, tokenizer.json) to start from.</summary>
+    public string? BaseModelPath { get; set; }
+    internal Qwen2ForCausalLM? BaseModel { get; set; }
+    internal ByteLevelBpeTokenizer? BaseTokenizer { get; set; }
+
+    /// <summary>Prompt template. Default alpaca (REFERENCE §3); Qwen models usually use <see cref="PromptTemplate.Qwen2Boxed"/>.</summary>
+    public PromptTemplate Template { get; set; } = PromptTemplate.Alpaca;
+
+    /// <summary>Peak learning rate (Step-DPO default 5e-7, the reference runs; SFT default 2e-5).</summary>
+    public double LearningRate { get; set; }
+    /// <summary>Fraction of optimizer steps of linear warmup before the cosine decay. Default 0.1.</summary>
+    public double WarmupRatio { get; set; } = 0.1;
+    /// <summary>AdamW weight decay (not applied to biases and norms). Default 0.</summary>
+    public double WeightDecay { get; set; }
+    /// <summary>Epochs over the data (Step-DPO default 4, as the reference for &gt;30B models; SFT default 3).</summary>
+    public int Epochs { get; set; }
+    /// <summary>Examples (pairs or sequences) per micro-batch. Default 8.</summary>
+    public int BatchSize { get; set; } = 8;
+    /// <summary>Micro-batches per optimizer step. Default 1.</summary>
+    public int GradientAccumulationSteps { get; set; } = 1;
+    /// <summary>Gradient clipping (global L2 norm). Default 1.0.</summary>
+    public double MaxGradNorm { get; set; } = 1.0;
+    /// <summary>Longest sequence in tokens. Default 1024.</summary>
+    public int MaxLength { get; set; } = 1024;
+
+    /// <summary>Train LoRA adapters instead of all weights. Default false.</summary>
+    public bool UseLora { get; set; }
+    /// <summary>LoRA settings when <see cref="UseLora"/> is on.</summary>
+    public LoraSettings Lora { get; set; } = new();
+
+    /// <summary>Torch intra-op threads; null keeps TorchSharp's default.</summary>
+    public int? Threads { get; set; }
+    /// <summary>Seed of data order and dropout; null draws one from the MLContext.</summary>
+    public int? Seed { get; set; }
+    /// <summary>Folder for checkpoints (resumable); null for none.</summary>
+    public string? CheckpointDirectory { get; set; }
+    /// <summary>Optimizer steps between checkpoints (0: only at the end, on cancellation and on a NaN stop). Default 0.</summary>
+    public int CheckpointInterval { get; set; }
+    /// <summary>Optimizer steps between metric records (MLContext.Log, metrics file). Default 10.</summary>
+    public int LogInterval { get; set; } = 10;
+    /// <summary>Optional JSONL file for the metric records (TRL names).</summary>
+    public string? MetricsPath { get; set; }
+    /// <summary>Receives progress after every optimizer step.</summary>
+    public IProgress<TrainingProgress>? Progress { get; set; }
+    /// <summary>Stops training at the next step, after saving a resumable checkpoint.</summary>
+    public CancellationToken CancellationToken { get; set; }
+
+    internal void CheckBaseModel()
+    {
+        if (BaseModelPath is null && BaseModel is null)
+            throw new ArgumentException("Set Options.BaseModelPath to a Hugging Face model folder.", "options");
+    }
+
+    /// <summary>The optimizer loop's settings for one run.</summary>
+    internal TrainingLoopOptions ToLoopOptions(int seed, Action<string> log) => new()
+    {
+        Epochs = Epochs, BatchSize = BatchSize, GradientAccumulationSteps = GradientAccumulationSteps, LearningRate = LearningRate,
+        WarmupRatio = WarmupRatio, WeightDecay = WeightDecay, MaxGradNorm = MaxGradNorm, Seed = seed,
+        CheckpointDirectory = CheckpointDirectory, CheckpointInterval = CheckpointInterval, LogInterval = LogInterval,
+        MetricsPath = MetricsPath, Log = log, Progress = Progress, CancellationToken = CancellationToken,
+    };
+}
