@@ -21,7 +21,11 @@ internal static class DemoPreferenceStages
 {
     /// <summary>Settings of stages b–d (the demo's defaults; --quick shrinks the problem count).</summary>
     internal sealed record Settings(int Problems, int SamplesPerProblem, int Rollouts, int Rectifications, int Epochs, int BatchSize,
-        double LearningRate, double Beta, double NllWeight = 0);
+        double LearningRate, double Beta, double NllWeight = 0, ArithmeticTaskOptions? Task = null)
+    {
+        /// <summary>The task the problems come from (default <see cref="ArithmeticSftRecipe.DemoTask"/>).</summary>
+        public ArithmeticTaskOptions TaskOptions => Task ?? ArithmeticSftRecipe.DemoTask;
+    }
 
     public static Settings For(bool quick) => quick
         ? new Settings(Problems: 48, SamplesPerProblem: 4, Rollouts: 4, Rectifications: 4, Epochs: 3, BatchSize: 8, LearningRate: 2e-5, Beta: 0.4)
@@ -36,7 +40,7 @@ internal static class DemoPreferenceStages
         Directory.CreateDirectory(dir);
         string stepPath = Path.Combine(dir, $"step-pairs-seed{seed}.jsonl"), answerPath = Path.Combine(dir, $"answer-pairs-seed{seed}.jsonl");
         // Problems the SFT model was not trained on (a different seed of the training split), so its mistakes are honest.
-        var problems = ArithmeticTask.Generate(ArithmeticSftRecipe.DemoTask, s.Problems, seed: 1000 + seed, TaskSplit.Train);
+        var problems = ArithmeticTask.Generate(s.TaskOptions, s.Problems, seed: 1000 + seed, TaskSplit.Train);
         var ml = new MLContext(seed);
         var data = ml.Data.LoadFromEnumerable(problems.Select(p => new ProblemRow { Problem = p.Question, Answer = p.Answer.ToString(System.Globalization.CultureInfo.InvariantCulture), Id = p.Id }));
         using var policy = new LocalModelCompletionSource(sft, tokenizer, ArithmeticSftRecipe.Prompt, maxBatchRows: 64, ownsModel: false);

@@ -33,9 +33,11 @@ internal sealed class TrainSftDemoCommand : ISampleCommand
         var threads = new Option<int>("--threads") { Description = "Torch intra-op threads (0 = libtorch's default). Results are reproducible for a fixed count; 1 is also the fastest for this model on a busy 2-core machine.", DefaultValueFactory = _ => 1 };
         var maxValue = new Option<int>("--max-value") { Description = "Override the task's bound on every computed number (0 = the preset's).", DefaultValueFactory = _ => 0 };
         var maxAddend = new Option<int>("--max-addend") { Description = "Override the task's largest added/taken number (0 = the preset's).", DefaultValueFactory = _ => 0 };
+        var minSteps = new Option<int>("--min-steps") { Description = "Override the task's fewest steps (0 = the preset's)." };
+        var maxSteps = new Option<int>("--max-steps") { Description = "Override the task's most steps (0 = the preset's)." };
         var init = new Option<DirectoryInfo?>("--init") { Description = "Continue training this model folder (e.g. an earlier output) instead of starting from random weights." };
         var cmd = new Command("train-sft-demo", "Train the demo's SFT model on the built-in arithmetic task and save it as a Hugging Face folder.")
-            { seed, output, problems, epochs, hidden, layers, intermediate, lr, tokens, evalProblems, evalEvery, threads, maxValue, maxAddend, init };
+            { seed, output, problems, epochs, hidden, layers, intermediate, lr, tokens, evalProblems, evalEvery, threads, maxValue, maxAddend, minSteps, maxSteps, init };
         cmd.SetAction(p =>
         {
             var settings = new ArithmeticSftSettings
@@ -49,6 +51,8 @@ internal sealed class TrainSftDemoCommand : ISampleCommand
             if (p.GetValue(threads) > 0) TorchSharp.torch.set_num_threads(p.GetValue(threads));
             if (p.GetValue(maxValue) > 0) settings.Task.MaxValue = p.GetValue(maxValue);
             if (p.GetValue(maxAddend) > 0) settings.Task.MaxAddend = p.GetValue(maxAddend);
+            if (p.GetValue(minSteps) > 0) settings.Task.MinSteps = p.GetValue(minSteps);
+            if (p.GetValue(maxSteps) > 0) settings.Task.MaxSteps = p.GetValue(maxSteps);
             settings.InitialModel = p.GetValue(init)?.FullName;
             settings.Sft.Epochs = p.GetValue(epochs);
             settings.Sft.LearningRate = p.GetValue(lr);

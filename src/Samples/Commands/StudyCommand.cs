@@ -1,0 +1,150 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using Microsoft.ML;
+using Microsoft.ML.StepDpo;
+using Microsoft.ML.StepDpo.Answers;
+using Microsoft.ML.StepDpo.Modeling;
+using Microsoft.ML.StepDpo.Tasks;
+using Spectre.Console;
+using TorchSharp;
+
+namespace StepDpo.Samples;
+
+/// <summary>
+/// The investigation behind the demo's numbers: builds (or reuses) one seed's self-generated pairs, then trains
+/// Step-DPO / DPO under several settings from the same SFT model and evaluates each on the held-out problems and on
+/// the problems the pairs came from. Every run is appended to a JSONL file so the README's table can be rebuilt.
+/// </summary>
+internal sealed class StudyCommand : ISampleCommand
+{
+    public Command Build()
+    {
+        var output = new Option<DirectoryInfo>("--output") { Description = "Output folder.", DefaultValueFactory = _ => new DirectoryInfo("artifacts/study") };
+        var seed = new Option<int>("--seed") { Description = "Seed of the pairs, the training and the held-out set.", DefaultValueFactory = _ => 1 };
+        var problems = new Option<int>("--problems") { Description = "Training problems sampled for pairs.", DefaultValueFactory = _ => 240 };
+        var heldOut = new Option<int>("--heldout") { Description = "Held-out problems.", DefaultValueFactory = _ => 500 };
+        var sftModel = new Option<DirectoryInfo?>("--sft-model") { Description = "SFT model folder (default: the committed one)." };
+        var minSteps = new Option<int>("--min-steps") { Description = "Override the demo task's fewest steps (0 = the demo task's)." };
+        var maxSteps = new Option<int>("--max-steps") { Description = "Override the demo task's most steps (0 = the demo task's)." };
+        var runs = new Option<string[]>("--run")
+        {
+            Description = "One training run: 'step|dpo[,lr=2e-5][,epochs=3][,beta=0.4][,nll=0][,pairs=budget|all|N][,batch=8]'. Repeatable.",
+            AllowMultipleArgumentsPerToken = true,
+        };
+        var cmd = new Command("study", "Train Step-DPO / DPO under several settings on one seed's pairs and evaluate each (the README's investigation).")
+        {
+            output, seed, problems, heldOut, sftModel, runs, minSteps, maxSteps,
+        };
+        cmd.SetAction(p =>
+        {
+            var task = ArithmeticSftRecipe.DemoTask;
+            if (p.GetValue(minSteps) > 0) task.MinSteps = p.GetValue(minSteps);
+            if (p.GetValue(maxSteps) > 0) task.MaxSteps = p.GetValue(maxSteps);
+            return Run(p.GetValue(output)!.FullName, p.GetValue(seed), p.GetValue(problems), p.GetValue(heldOut),
+                p.GetValue(sftModel)?.FullName, p.GetValue(runs) ?? Array.Empty<string>(), task);
+        });
+        return cmd;
+    }
+
+    internal sealed record RunSpec(string Method, double LearningRate, int Epochs, double Beta, double NllWeight, string Pairs, int BatchSize)
+    {
+        public static RunSpec Parse(string text)
+        {
+            var parts = text.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+            if (parts.Length == 0 || parts[0] is not ("step" or "dpo"))
+                throw new ArgumentException($"A run starts with 'step' or 'dpo': '{text}'.");
+            var spec = new RunSpec(parts[0], 2e-5, 3, 0.4, 0, "budget", 8);
+            foreach (var kv in parts.Skip(1))
+            {
+                var (k, v) = kv.Split('=', 2) is [var a, var b] ? (a, b) : throw new ArgumentException($"Expected key=value, got '{kv}' in '{text}'.");
+                double d() => double.Parse(v, CultureInfo.InvariantCulture);
+                spec = k switch
+                {
+                    "lr" => spec with { LearningRate = d() },
+                    "epochs" => spec with { Epochs = (int)d() },
+                    "beta" => spec with { Beta = d() },
+                    "nll" => spec with { NllWeight = d() },
+                    "pairs" => spec with { Pairs = v },
+                    "batch" => spec with { BatchSize = (int)d() },
+                    _ => throw new ArgumentException($"Unknown setting '{k}' in '{text}'."),
+                };
+            }
+            return spec;
+        }
+
+        public override string ToString() => string.Create(CultureInfo.InvariantCulture,
+            $"{Method} lr={LearningRate:G3} ep={Epochs} β={Beta} nll={NllWeight} pairs={Pairs} batch={BatchSize}");
+    }
+
+    private static int Run(string output, int seed, int problemCount, int heldOutCount, string? sftDir, string[] runTexts, ArithmeticTaskOptions task)
+    {
+        TorchRuntime.EnsureLoaded();
+        torch.set_num_threads(1);
+        var specs = runTexts.Select(RunSpec.Parse).ToList();
+        Directory.CreateDirectory(output);
+        var (sft, tokenizer) = ArithmeticSftRecipe.Load(sftDir ?? DemoCommand.CommittedSftDirectory);
+        using var _ = sft;
+        var settings = DemoPreferenceStages.For(quick: false) with { Problems = problemCount, Task = task };
+
+        // Pairs: reused when this seed and problem count were built before (building is the slow part).
+        string pairDir = Path.Combine(output, $"pairs-p{problemCount}");
+        string stepPath = Path.Combine(pairDir, $"step-pairs-seed{seed}.jsonl"), answerPath = Path.Combine(pairDir, $"answer-pairs-seed{seed}.jsonl");
+        string donePath = Path.Combine(pairDir, $"done-seed{seed}");
+        if (!File.Exists(donePath))
+        {
+            foreach (var f in new[] { stepPath, answerPath }) if (File.Exists(f)) File.Delete(f);
+            DemoPreferenceStages.BuildPairs(sft, tokenizer, settings, seed, pairDir);
+            File.WriteAllText(donePath, "");
+        }
+        int stepPairs = File.ReadLines(stepPath).Count(), answerPairs = File.ReadLines(answerPath).Count();
+        int budget = Math.Min(stepPairs, answerPairs);
+        AnsiConsole.MarkupLine($"pairs: {stepPairs} step, {answerPairs} answer (budget {budget})");
+
+        // The problems the pairs came from (same generator call as stage b), and the held-out ones.
+        var source = ArithmeticTask.Generate(task, problemCount, seed: 1000 + seed, TaskSplit.Train)
+            .Select(p => new EvaluationProblem(p.Question, p.Answer.ToString(CultureInfo.InvariantCulture))).ToList();
+        var heldOut = ArithmeticSftRecipe.HeldOut(task, heldOutCount, DemoCommand.HeldOutSeed(seed));
+
+        string resultsPath = Path.Combine(output, "study.jsonl");
+        var (sftHeld, sftSource) = Evaluate(sft, tokenizer, heldOut, source);
+        Append(resultsPath, new { seed, problems = problemCount, method = "sft", heldout = sftHeld, source = sftSource });
+        AnsiConsole.MarkupLine(string.Create(CultureInfo.InvariantCulture, $"SFT: held-out {sftHeld * 100:F1}%, source problems {sftSource * 100:F1}%"));
+
+        foreach (var spec in specs)
+        {
+            var clock = Stopwatch.StartNew();
+            string path = spec.Method == "step" ? stepPath : answerPath;
+            int available = spec.Method == "step" ? stepPairs : answerPairs;
+            int n = spec.Pairs switch { "budget" => budget, "all" => available, var x => Math.Min(available, int.Parse(x, CultureInfo.InvariantCulture)) };
+            var s = settings with { LearningRate = spec.LearningRate, Epochs = spec.Epochs, Beta = spec.Beta, NllWeight = spec.NllWeight, BatchSize = spec.BatchSize };
+            var trained = DemoPreferenceStages.Train(spec.ToString(), sft, tokenizer, path, n, s, seed, Path.Combine(output, "metrics-last.jsonl"));
+            using var policy = trained.Scorer.Scorer.Policy;
+            var (held, src) = Evaluate(policy, tokenizer, heldOut, source);
+            var lastEpoch = trained.History.Skip(trained.History.Count * (spec.Epochs - 1) / Math.Max(1, spec.Epochs)).ToList();
+            double Mean(string key) => lastEpoch.Count == 0 ? double.NaN : lastEpoch.Average(h => h.GetValueOrDefault(key));
+            Append(resultsPath, new
+            {
+                seed, problems = problemCount, method = spec.Method, lr = spec.LearningRate, epochs = spec.Epochs, beta = spec.Beta, nll = spec.NllWeight,
+                batch = spec.BatchSize, pairs = n, heldout = held, source = src, seconds = clock.Elapsed.TotalSeconds,
+                last_epoch_margin = Mean("rewards/margins"), last_epoch_accuracy = Mean("rewards/accuracies"),
+                last_epoch_chosen = Mean("rewards/chosen"), last_epoch_rejected = Mean("rewards/rejected"),
+            });
+            AnsiConsole.MarkupLine(string.Create(CultureInfo.InvariantCulture,
+                $"[bold]{Markup.Escape(spec.ToString())}[/] ({n} pairs): held-out {held * 100:F1}% (SFT {sftHeld * 100:F1}%), source {src * 100:F1}% (SFT {sftSource * 100:F1}%); " +
+                $"last epoch margin {Mean("rewards/margins"):F3}, acc {Mean("rewards/accuracies"):F2}, chosen {Mean("rewards/chosen"):F3}, rejected {Mean("rewards/rejected"):F3}"));
+        }
+        return 0;
+    }
+
+    private static (double HeldOut, double Source) Evaluate(Qwen2ForCausalLM model, Microsoft.ML.StepDpo.Modeling.Tokenization.ByteLevelBpeTokenizer tokenizer,
+        IReadOnlyList<EvaluationProblem> heldOut, IReadOnlyList<EvaluationProblem> source)
+    {
+        var h = GreedyAccuracy.Evaluate(model, tokenizer, ArithmeticSftRecipe.Prompt, heldOut, batchSize: 64, maxNewTokens: 160);
+        var s = GreedyAccuracy.Evaluate(model, tokenizer, ArithmeticSftRecipe.Prompt, source, batchSize: 64, maxNewTokens: 160);
+        return (h.Metrics.Accuracy, s.Metrics.Accuracy);
+    }
+
+    private static void Append(string path, object row) => File.AppendAllText(path, JsonSerializer.Serialize(row) + "\n");
+}
