@@ -118,6 +118,11 @@ internal sealed class StudyCommand : ISampleCommand
             string path = spec.Method == "step" ? stepPath : answerPath;
             int available = spec.Method == "step" ? stepPairs : answerPairs;
             int n = spec.Pairs switch { "budget" => budget, "all" => available, var x => Math.Min(available, int.Parse(x, CultureInfo.InvariantCulture)) };
+            if (n == 0)
+            {
+                AnsiConsole.MarkupLine($"[yellow]{Markup.Escape(spec.ToString())}: no pairs to train on (see the counts above); skipped[/]");
+                continue;
+            }
             var s = settings with { LearningRate = spec.LearningRate, Epochs = spec.Epochs, Beta = spec.Beta, NllWeight = spec.NllWeight, BatchSize = spec.BatchSize };
             var trained = DemoPreferenceStages.Train(spec.ToString(), sft, tokenizer, path, n, s, seed, Path.Combine(output, "metrics-last.jsonl"));
             using var policy = trained.Scorer.Scorer.Policy;
