@@ -31,7 +31,7 @@ internal static class ScorerBundle
 {
     private const string ManifestEntry = "scorer.json";
 
-    public static byte[] Create(StepScorer scorer, string? baseModelPath) => BundleArchive.Create(staging =>
+    public static byte[] Create(StepScorer scorer, string? baseModelPath, bool legacyFormat = false) => BundleArchive.Create(staging =>
     {
         bool lora = scorer.Reference is null;
         var manifest = new ScorerManifest
@@ -54,13 +54,14 @@ internal static class ScorerBundle
             SaveFolder(scorer.Reference!, scorer.Tokenizer, Path.Combine(staging, "reference"));
         }
         File.WriteAllText(Path.Combine(staging, ManifestEntry), JsonSerializer.Serialize(manifest));
-    });
+    }, legacyFormat);
 
     public static string Sha256(ReadOnlySpan<byte> bytes) => Convert.ToHexString(SHA256.HashData(bytes)).ToLowerInvariant();
 
-    public static StepScorer Load(byte[] bundle)
+    /// <summary>Loads the scorer of a bundle whose hash <paramref name="sha"/> has been checked.</summary>
+    public static StepScorer Load(ReadOnlySpan<byte> bundle, string sha)
     {
-        string dir = BundleArchive.Unpack(bundle, "stepdpo-scorers", ManifestEntry, "step scorer");
+        string dir = BundleArchive.Unpack(bundle, sha, "stepdpo-scorers", ManifestEntry, "step scorer");
         var manifest = JsonSerializer.Deserialize<ScorerManifest>(File.ReadAllText(Path.Combine(dir, ManifestEntry)))
                        ?? throw new InvalidDataException("The step scorer's manifest is unreadable.");
         if (manifest.FormatVersion != 1)
