@@ -18,7 +18,7 @@ internal delegate T BundleLoader<T>(ReadOnlySpan<byte> bundle);
 /// <para>
 /// Between the key decision and the model mapping of the same row the cache may be cleared. The key mapping runs
 /// inside the model mapping's input fetch, on the same thread, so it pins what it saw in a thread-static slot that
-/// the model mapping consumes: a row whose weights were withheld always finds its model.
+/// the model mapping takes: a row whose weights were withheld always finds its model.
 /// </para>
 /// </remarks>
 internal static class LoadedBundles
@@ -29,8 +29,9 @@ internal static class LoadedBundles
     private static readonly ConcurrentDictionary<string, Lazy<object>> s_loaded = new();
     private static readonly ConcurrentDictionary<string, int> s_deliveries = new();
 
-    [ThreadStatic] private static string? t_pinnedSha;
-    [ThreadStatic] private static object? t_pinned;
+    // Per thread, by bundle hash: the model a key mapping saw loaded, until that row's model mapping takes it
+    // (keyed so that nested chains, e.g. a generator reading a scorer's output, cannot take each other's pins).
+    [ThreadStatic] private static Dictionary<string, object>? t_pinned;
 
     /// <summary>Makes an in-memory model available under its bundle hash (a freshly fitted model does not reload itself).</summary>
     public static void Register(string sha, object model) => s_loaded[sha] = new Lazy<object>(model);
@@ -57,12 +58,10 @@ internal static class LoadedBundles
     {
         if (TryGetLoaded(sha, out var model))
         {
-            t_pinnedSha = sha;
-            t_pinned = model;
+            (t_pinned ??= new Dictionary<string, object>(StringComparer.Ordinal))[sha] = model;
             return string.Empty; // not in the ValueMapping: the row gets an empty vector
         }
-        t_pinnedSha = null;
-        t_pinned = null;
+        t_pinned?.Remove(sha);
         return WeightsKey;
     }
 
@@ -72,10 +71,8 @@ internal static class LoadedBundles
     /// </summary>
     public static T Resolve<T>(string sha, in VBuffer<byte> bundle, BundleLoader<T> load, string what) where T : class
     {
-        var pinnedSha = t_pinnedSha;
-        var pinned = t_pinned;
-        t_pinnedSha = null;
-        t_pinned = null;
+        object? pinned = null;
+        t_pinned?.Remove(sha, out pinned);
         if (bundle.Length > 0)
         {
             s_deliveries.AddOrUpdate(sha, 1, (_, n) => n + 1);
@@ -85,7 +82,7 @@ internal static class LoadedBundles
             return GetOrLoad(sha, () => load(weights.GetValues()));
         }
         if (TryGetLoaded(sha, out var cached)) return (T)cached;
-        if (pinnedSha == sha && pinned is not null) return (T)pinned;
+        if (pinned is not null) return (T)pinned;
         throw new InvalidDataException($"The {what} model holds no weights.");
     }
 
