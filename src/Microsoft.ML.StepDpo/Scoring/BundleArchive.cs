@@ -88,8 +88,9 @@ internal static class BundleArchive
     }
 
     /// <summary>The folder holding the files of the bundle whose SHA-256 is <paramref name="sha"/>, under
-    /// <c>%TEMP%/cacheName/sha</c>; <paramref name="marker"/> is a file every complete bundle has.</summary>
-    public static string Unpack(ReadOnlySpan<byte> bundle, string sha, string cacheName, string marker, string what)
+    /// <c>%TEMP%/cacheName/sha</c>; <paramref name="marker"/> is a file every complete bundle has. <paramref name="prepare"/>
+    /// runs on the extracted files before they become visible under that name.</summary>
+    public static string Unpack(ReadOnlySpan<byte> bundle, string sha, string cacheName, string marker, string what, Action<string>? prepare = null)
     {
         string dir = Path.Combine(Path.GetTempPath(), cacheName, sha);
         if (File.Exists(Path.Combine(dir, marker))) return dir;
@@ -97,8 +98,9 @@ internal static class BundleArchive
         var tmp = dir + ".tmp-" + Guid.NewGuid().ToString("N");
         try
         {
-            using var zip = new ZipArchive(new MemoryStream(payload, writable: false), ZipArchiveMode.Read);
-            zip.ExtractToDirectory(tmp);
+            using (var zip = new ZipArchive(new MemoryStream(payload, writable: false), ZipArchiveMode.Read))
+                zip.ExtractToDirectory(tmp);
+            prepare?.Invoke(tmp);
         }
         catch (InvalidDataException e)
         {

@@ -226,6 +226,40 @@ public sealed class WeightCarrierTests
         StringAssert.Contains(e.Message, "corrupted");
     }
 
+    [TestMethod]
+    public void AFineTunedReferenceIsStoredAsItsDifferenceFromThePolicyAndComesBackExactly()
+    {
+        var tok = CharacterTokenizer.Create(CharacterTokenizer.AsciiAlphabet);
+        var config = Qwen2Config.Tiny(vocab: tok.VocabularySize, hidden: 64, layers: 2, heads: 4, kvHeads: 2, intermediate: 128);
+        var template = new PromptTemplate("task", "Q: {instruction}\nA:", " ");
+        var reference = Qwen2ForCausalLM.CreateRandom(config, seed: 71);
+        var tuned = Qwen2ForCausalLM.CreateRandom(config, seed: 71);
+        using (TorchSharp.torch.no_grad())
+            foreach (var p in tuned.parameters()) p.add_(TorchSharp.torch.randn_like(p) * 1e-4); // a fine-tuning-sized change
+        var unrelated = Qwen2ForCausalLM.CreateRandom(config, seed: 72);
+        var close = ScorerBundle.Create(new StepScorer(tuned, reference, tok, template, 0.4, 0), null);
+        var far = ScorerBundle.Create(new StepScorer(unrelated, reference, tok, template, 0.4, 0), null);
+        Assert.IsLessThan(0.92 * far.Length, (double)close.Length, $"fine-tuned {close.Length} B vs unrelated {far.Length} B");
+
+        foreach (var (bundle, policy) in new[] { (close, tuned), (far, unrelated) })
+        {
+            var sha = ScorerBundle.Sha256(bundle);
+            var unpacked = Path.Combine(Path.GetTempPath(), "stepdpo-scorers", sha);
+            try
+            {
+                using var loaded = ScorerBundle.Load(bundle, sha);
+                foreach (var (expected, actual) in new[] { (policy, loaded.Policy), (reference, loaded.Reference!) })
+                {
+                    var a = expected.named_parameters().ToDictionary(p => p.name, p => p.parameter);
+                    foreach (var (name, p) in actual.named_parameters())
+                        Assert.IsTrue(p.equal(a[name]).all().item<bool>(), name);
+                }
+                Assert.IsEmpty(Directory.GetFiles(Path.Combine(unpacked, "reference"), "*.xor-policy"));
+            }
+            finally { if (Directory.Exists(unpacked)) Directory.Delete(unpacked, true); }
+        }
+    }
+
     public sealed class PromptRow
     {
         public string prompt { get; set; } = "";
