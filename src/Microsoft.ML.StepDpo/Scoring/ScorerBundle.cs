@@ -89,7 +89,7 @@ internal static class ScorerBundle
 
     // A fine-tuned policy is its reference plus small changes: most sign, exponent and high mantissa bits are equal,
     // so the reference's weight files are stored XOR the policy's (same length required; lossless whatever the
-    // contents), which the byte planes of the format-2 bundle then compress to little.
+    // contents) when that leaves many zero bytes, which the byte planes of the format-2 bundle then compress to little.
     private const string XorSuffix = ".xor-policy";
 
     private static void XorReferenceWithPolicy(string staging)
@@ -100,6 +100,8 @@ internal static class ScorerBundle
             if (!File.Exists(policyFile) || new FileInfo(policyFile).Length != new FileInfo(referenceFile).Length) continue;
             var reference = File.ReadAllBytes(referenceFile);
             Xor(reference, File.ReadAllBytes(policyFile));
+            // Unrelated weights gain nothing from it (their XOR is as random as they are): keep those as they are.
+            if (reference.AsSpan().Count((byte)0) < reference.Length / 4) continue;
             File.WriteAllBytes(referenceFile + XorSuffix, reference);
             File.Delete(referenceFile);
         }

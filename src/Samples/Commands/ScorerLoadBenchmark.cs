@@ -13,7 +13,8 @@ namespace StepDpo.Samples;
 /// How long a ~50 MB step-scorer zip takes to load and to score its first and following rows (issue goal: load ≤ 3 s),
 /// for the current carrier of the weights (format-2 bundle, gated key) and the previous one (format-1 zip bundle, a
 /// constant key, so every row copies the weights), alternated in one run; each figure is the best of three rounds.
-/// The scorer holds a policy and a reference of ~6.7M fp32 parameters each.
+/// The scorer holds a policy and a reference of ~6.7M fp32 parameters each, independent random weights (the worst case
+/// for the bundle); a third variant has a policy that is its reference plus fine-tuning-sized changes.
 /// </summary>
 internal static class ScorerLoadBenchmark
 {
@@ -31,12 +32,24 @@ internal static class ScorerLoadBenchmark
         var scorer = new StepScorer(policy, reference, tok, PromptTemplate.Alpaca, beta: 0.4, threshold: 0);
         var rows = Enumerable.Range(0, 6).Select(i => new Row { prompt = $"Mia has {i} pens.", solution = $"Let's think step by step.\nStep 1: {i}+1={i + 1}.\nThe answer is {i + 1}." }).ToArray();
 
-        var runs = new Dictionary<bool, List<Figures>> { [true] = new(), [false] = new() };
-        for (int round = 0; round < 3; round++)
-            foreach (var legacy in new[] { true, false })
-                runs[legacy].Add(Measure(scorer, rows, legacy));
+        // A fine-tuned-like scorer: the policy is its reference plus changes of the size Step-DPO's learning rate makes
+        // (~1e-4 on weights of std 0.02); the bundle stores the reference as its XOR with the policy.
+        var tuned = Qwen2ForCausalLM.CreateRandom(config, torch.ScalarType.Float32, seed: 2);
+        using (torch.no_grad())
+        {
+            torch.manual_seed(3);
+            foreach (var p in tuned.parameters()) p.add_(torch.randn_like(p) * 1e-4);
+        }
+        var tunedScorer = new StepScorer(tuned, reference, tok, PromptTemplate.Alpaca, beta: 0.4, threshold: 0);
 
-        var now = runs[false]; var before = runs[true];
+        List<Figures> before = new(), now = new(), fineTuned = new();
+        for (int round = 0; round < 3; round++)
+        {
+            before.Add(Measure(scorer, rows, legacy: true));
+            now.Add(Measure(scorer, rows, legacy: false));
+            fineTuned.Add(Measure(tunedScorer, rows, legacy: false));
+        }
+
         for (int i = 0; i < rows.Length; i++)
             if (!now[0].Rewards[i].SequenceEqual(before[0].Rewards[i])) throw new InvalidOperationException($"row {i}: the two carriers disagree");
         void Put(string prefix, List<Figures> f)
@@ -50,7 +63,8 @@ internal static class ScorerLoadBenchmark
         }
         Put("scorer_", now);
         Put("scorer_legacy_", before);
-        foreach (var (name, f) in new[] { ("now", now), ("before (format-1 bundle, ungated key)", before) })
+        Put("scorer_finetuned_", fineTuned);
+        foreach (var (name, f) in new[] { ("now", now), ("before (format-1 bundle, ungated key)", before), ("now, fine-tuned-like policy", fineTuned) })
             Console.WriteLine($"step scorer, {name}: zip {f[0].ZipMb:F1} MB, save {f.Min(x => x.Save):F2} s, Model.Load {f.Min(x => x.Load):F2} s " +
                               $"(rounds {string.Join(" / ", f.Select(x => x.Load.ToString("F2")))}), first row {f.Min(x => x.First):F2} s, next rows {f.Min(x => x.Next) * 1000:F1} ms each");
     }

@@ -255,6 +255,8 @@ public sealed class WeightCarrierTests
                         Assert.IsTrue(p.equal(a[name]).all().item<bool>(), name);
                 }
                 Assert.IsEmpty(Directory.GetFiles(Path.Combine(unpacked, "reference"), "*.xor-policy"));
+                using var zip = new System.IO.Compression.ZipArchive(new MemoryStream(BundleArchive.Decode(bundle, "test")));
+                Assert.AreEqual(policy == tuned, zip.GetEntry("reference/model.safetensors.xor-policy") is not null, "XOR only when the policy is close");
             }
             finally { if (Directory.Exists(unpacked)) Directory.Delete(unpacked, true); }
         }
