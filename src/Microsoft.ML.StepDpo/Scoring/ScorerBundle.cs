@@ -31,7 +31,7 @@ internal static class ScorerBundle
 {
     private const string ManifestEntry = "scorer.json";
 
-    public static byte[] Create(StepScorer scorer, string? baseModelPath) => BundleArchive.Create(staging =>
+    public static byte[] Create(StepScorer scorer, string? baseModelPath, bool legacyFormat = false) => BundleArchive.Create(staging =>
     {
         bool lora = scorer.Reference is null;
         var manifest = new ScorerManifest
@@ -52,15 +52,17 @@ internal static class ScorerBundle
         {
             SaveFolder(scorer.Policy, scorer.Tokenizer, Path.Combine(staging, "policy"));
             SaveFolder(scorer.Reference!, scorer.Tokenizer, Path.Combine(staging, "reference"));
+            if (!legacyFormat) XorReferenceWithPolicy(staging);
         }
         File.WriteAllText(Path.Combine(staging, ManifestEntry), JsonSerializer.Serialize(manifest));
-    });
+    }, legacyFormat);
 
     public static string Sha256(ReadOnlySpan<byte> bytes) => Convert.ToHexString(SHA256.HashData(bytes)).ToLowerInvariant();
 
-    public static StepScorer Load(byte[] bundle)
+    /// <summary>Loads the scorer of a bundle whose hash <paramref name="sha"/> has been checked.</summary>
+    public static StepScorer Load(ReadOnlySpan<byte> bundle, string sha)
     {
-        string dir = BundleArchive.Unpack(bundle, "stepdpo-scorers", ManifestEntry, "step scorer");
+        string dir = BundleArchive.Unpack(bundle, sha, "stepdpo-scorers", ManifestEntry, "step scorer", RestoreReference);
         var manifest = JsonSerializer.Deserialize<ScorerManifest>(File.ReadAllText(Path.Combine(dir, ManifestEntry)))
                        ?? throw new InvalidDataException("The step scorer's manifest is unreadable.");
         if (manifest.FormatVersion != 1)
@@ -83,6 +85,51 @@ internal static class ScorerBundle
         var reference = ModelCheckpoint.Load(Path.Combine(dir, "reference"));
         var tokenizer = ByteLevelBpeTokenizer.FromDirectory(Path.Combine(dir, "policy"));
         return new StepScorer(policy, reference, tokenizer, template, manifest.Beta, manifest.Threshold);
+    }
+
+    // A fine-tuned policy is its reference plus small changes: most sign, exponent and high mantissa bits are equal,
+    // so the reference's weight files are stored XOR the policy's (same length required; lossless whatever the
+    // contents) when that leaves many zero bytes, which the byte planes of the format-2 bundle then compress to little.
+    private const string XorSuffix = ".xor-policy";
+
+    private static void XorReferenceWithPolicy(string staging)
+    {
+        foreach (var referenceFile in Directory.EnumerateFiles(Path.Combine(staging, "reference"), "*.safetensors"))
+        {
+            var policyFile = Path.Combine(staging, "policy", Path.GetFileName(referenceFile));
+            if (!File.Exists(policyFile) || new FileInfo(policyFile).Length != new FileInfo(referenceFile).Length) continue;
+            var reference = File.ReadAllBytes(referenceFile);
+            Xor(reference, File.ReadAllBytes(policyFile));
+            // Unrelated weights gain nothing from it (their XOR is as random as they are): keep those as they are.
+            if (reference.AsSpan().Count((byte)0) < reference.Length / 4) continue;
+            File.WriteAllBytes(referenceFile + XorSuffix, reference);
+            File.Delete(referenceFile);
+        }
+    }
+
+    private static void RestoreReference(string dir)
+    {
+        var referenceDir = Path.Combine(dir, "reference");
+        if (!Directory.Exists(referenceDir)) return;
+        foreach (var stored in Directory.EnumerateFiles(referenceDir, "*" + XorSuffix))
+        {
+            var name = Path.GetFileName(stored)[..^XorSuffix.Length];
+            var policy = File.ReadAllBytes(Path.Combine(dir, "policy", name));
+            var reference = File.ReadAllBytes(stored);
+            if (policy.Length != reference.Length)
+                throw new InvalidDataException($"The step scorer stored in this model is corrupted (reference/{name} does not match the policy's size).");
+            Xor(reference, policy);
+            File.WriteAllBytes(Path.Combine(referenceDir, name), reference);
+            File.Delete(stored);
+        }
+    }
+
+    private static void Xor(Span<byte> target, ReadOnlySpan<byte> other)
+    {
+        var t = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, ulong>(target);
+        var o = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, ulong>(other);
+        for (int i = 0; i < t.Length; i++) t[i] ^= o[i];
+        for (int i = t.Length * sizeof(ulong); i < target.Length; i++) target[i] ^= other[i];
     }
 
     private static void SaveFolder(Qwen2ForCausalLM model, ByteLevelBpeTokenizer tokenizer, string dir)

@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using Microsoft.ML.Data;
 using Microsoft.ML.StepDpo.Persistence;
 using Microsoft.ML.Transforms;
@@ -14,12 +13,15 @@ internal sealed class StepScoringSettings
 
 /// <summary>
 /// The stateless custom mapping behind <see cref="StepScoringTransformer"/> (see Persistence/PersistedMapping.cs).
-/// The scorer's weights travel in the zip as one byte vector produced by a ValueMapping; the first row that
-/// needs a scorer loads it from that vector and caches it by content hash, later rows reuse it.
+/// The scorer's weights travel in the zip as one byte vector produced by a ValueMapping, looked up by a key that a
+/// second stateless mapping (<see cref="MapKey"/>) emits only while the scorer is not loaded in this process: the
+/// first row loads the scorer from that vector and caches it by content hash, later rows get an empty vector and
+/// reuse it (see <see cref="LoadedBundles"/>).
 /// </summary>
 internal static class StepScoringMapping
 {
     public const string ContractName = "Microsoft.ML.StepDpo.StepScoring.v1";
+    public const string KeyContractName = "Microsoft.ML.StepDpo.StepScoring.WeightsKey.v1";
     public const string ConfigColumn = "__stepdpo_scoring_config";
     public const string KeyColumn = "__stepdpo_scoring_key";
     public const string BundleColumn = "__stepdpo_scoring_bundle";
@@ -33,24 +35,39 @@ internal static class StepScoringMapping
     public static readonly string[] InternalColumns =
         { KeyColumn, BundleColumn, PromptColumn, SolutionColumn, RewardsColumn, TotalColumn, FirstErrorColumn, StepCountColumn };
 
-    private static readonly ConcurrentDictionary<string, Lazy<StepScorer>> s_scorers = new();
-
     /// <summary>Makes an in-memory scorer available under its bundle hash (so a freshly fitted model does not reload itself).</summary>
-    public static void Register(string sha, StepScorer scorer) => s_scorers[sha] = new Lazy<StepScorer>(() => scorer);
+    public static void Register(string sha, StepScorer scorer) => LoadedBundles.Register(sha, scorer);
 
-    /// <summary>Forgets the loaded scorers (benchmarks measure cold loads with it).</summary>
-    internal static void ClearCache() => s_scorers.Clear();
+    /// <summary>Forgets the loaded scorers and generators (benchmarks measure cold loads with it).</summary>
+    internal static void ClearCache() => LoadedBundles.Clear();
 
-    internal static StepScorer Get(StepScoringSettings settings, Func<byte[]> bundle) =>
-        s_scorers.GetOrAdd(settings.BundleSha256, _ => new Lazy<StepScorer>(() =>
-        {
-            var bytes = bundle();
-            if (bytes.Length == 0) throw new InvalidDataException("The step-scoring model holds no weights.");
-            var sha = ScorerBundle.Sha256(bytes);
-            if (sha != settings.BundleSha256)
-                throw new InvalidDataException($"The step scorer's weights do not match their recorded hash (got {sha}, expected {settings.BundleSha256}): the model file is corrupted.");
-            return ScorerBundle.Load(bytes);
-        }, LazyThreadSafetyMode.ExecutionAndPublication)).Value;
+    /// <summary>The scorer of a bundle, checked against its recorded hash and loaded once per process.</summary>
+    internal static StepScorer Load(ReadOnlySpan<byte> bundle, string sha)
+    {
+        LoadedBundles.CheckHash(bundle, sha, "step scorer");
+        return ScorerBundle.Load(bundle, sha);
+    }
+
+    /// <summary>Input of the key mapping: the config column, whose bundle hash says whether the weights are needed.</summary>
+    public sealed class KeyInput
+    {
+        [ColumnName(ConfigColumn)] public string Config { get; set; } = "";
+    }
+
+    /// <summary>Output of the key mapping: the ValueMapping key (absent once the scorer is loaded).</summary>
+    public sealed class KeyOutput
+    {
+        [ColumnName(KeyColumn)] public string Key { get; set; } = "";
+    }
+
+    public static void MapKey(KeyInput input, KeyOutput output) =>
+        output.Key = LoadedBundles.KeyFor(PersistedMapping.ReadConfig<StepScoringSettings>(input.Config).BundleSha256);
+
+    [CustomMappingFactoryAttribute(KeyContractName)]
+    public sealed class KeyFactory : CustomMappingFactory<KeyInput, KeyOutput>
+    {
+        public override Action<KeyInput, KeyOutput> GetMapping() => MapKey;
+    }
 
     public sealed class Input
     {
@@ -71,8 +88,8 @@ internal static class StepScoringMapping
     public static void Map(Input input, Output output)
     {
         var settings = PersistedMapping.ReadConfig<StepScoringSettings>(input.Config);
-        var bundle = input.Bundle;
-        var scorer = Get(settings, () => bundle.DenseValues().ToArray());
+        var sha = settings.BundleSha256;
+        var scorer = LoadedBundles.Resolve(sha, input.Bundle, bytes => Load(bytes, sha), "step scorer");
         var scores = scorer.Score(input.Prompt ?? "", input.Solution ?? "");
         output.Rewards = new VBuffer<float>(scores.Rewards.Length, scores.Rewards);
         output.Total = scores.Total;

@@ -50,16 +50,22 @@ public sealed class StepScoringTransformer : ChainedTransformer
         Scorer.Tokenizer.Save(directory);
     }
 
-    internal static IEstimator<ITransformer> BuildChain(MLContext mlContext, StepScorer scorer, string? baseModelPath, StepScoringColumns columns, out string sha)
+    // legacyCarrier: the chain as saved before the weights were gated (format-1 bundle, a constant key, so every row
+    // copies the weights); kept so that benchmarks can compare both in one run, and old zips still load.
+    internal static IEstimator<ITransformer> BuildChain(MLContext mlContext, StepScorer scorer, string? baseModelPath, StepScoringColumns columns, out string sha,
+        bool legacyCarrier = false)
     {
-        var bundle = ScorerBundle.Create(scorer, baseModelPath);
+        var bundle = ScorerBundle.Create(scorer, baseModelPath, legacyCarrier);
         sha = ScorerBundle.Sha256(bundle);
         StepScoringMapping.Register(sha, scorer);
         var t = mlContext.Transforms;
         var settings = new StepScoringSettings { BundleSha256 = sha };
-        IEstimator<ITransformer> weights = t.Expression(StepScoringMapping.KeyColumn, "x => \"w\"", columns.Prompt)
-            .Append(t.Conversion.MapValue(StepScoringMapping.BundleColumn, new[] { new KeyValuePair<string, byte[]>("w", bundle) }, StepScoringMapping.KeyColumn));
-        var mapping = weights.Append(t.CustomMapping<StepScoringMapping.Input, StepScoringMapping.Output>(StepScoringMapping.Map, StepScoringMapping.ContractName));
+        IEstimator<ITransformer> key = legacyCarrier
+            ? t.Expression(StepScoringMapping.KeyColumn, "x => \"" + LoadedBundles.WeightsKey + "\"", columns.Prompt)
+            : t.CustomMapping<StepScoringMapping.KeyInput, StepScoringMapping.KeyOutput>(StepScoringMapping.MapKey, StepScoringMapping.KeyContractName);
+        var mapping = key
+            .Append(t.Conversion.MapValue(StepScoringMapping.BundleColumn, new[] { new KeyValuePair<string, byte[]>(LoadedBundles.WeightsKey, bundle) }, StepScoringMapping.KeyColumn))
+            .Append(t.CustomMapping<StepScoringMapping.Input, StepScoringMapping.Output>(StepScoringMapping.Map, StepScoringMapping.ContractName));
         return PersistedMapping.Build(t, settings, StepScoringMapping.ConfigColumn, columns.Prompt,
             new[] { (StepScoringMapping.PromptColumn, columns.Prompt), (StepScoringMapping.SolutionColumn, columns.Solution) },
             mapping,

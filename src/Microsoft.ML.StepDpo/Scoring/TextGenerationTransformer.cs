@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Text.Json;
 using Microsoft.ML.Data;
 using Microsoft.ML.StepDpo.Modeling;
@@ -35,14 +34,18 @@ public sealed class TextGenerationTransformer : ChainedTransformer
     }
 
     internal static IEstimator<ITransformer> BuildChain(MLContext mlContext, Qwen2ForCausalLM model, ByteLevelBpeTokenizer tokenizer,
-        PromptTemplate template, int maxNewTokens, string promptColumn, string outputColumn)
+        PromptTemplate template, int maxNewTokens, string promptColumn, string outputColumn) =>
+        BuildChain(mlContext, model, tokenizer, template, maxNewTokens, promptColumn, outputColumn, out _);
+
+    internal static IEstimator<ITransformer> BuildChain(MLContext mlContext, Qwen2ForCausalLM model, ByteLevelBpeTokenizer tokenizer,
+        PromptTemplate template, int maxNewTokens, string promptColumn, string outputColumn, out string sha)
     {
         var bundle = GenerationBundle.Create(model, tokenizer, template, maxNewTokens);
-        var sha = ScorerBundle.Sha256(bundle);
+        sha = ScorerBundle.Sha256(bundle);
         TextGenerationMapping.Register(sha, new GenerationModel(model, tokenizer, template, maxNewTokens));
         var t = mlContext.Transforms;
-        IEstimator<ITransformer> mapping = t.Expression(TextGenerationMapping.KeyColumn, "x => \"w\"", promptColumn)
-            .Append(t.Conversion.MapValue(TextGenerationMapping.BundleColumn, new[] { new KeyValuePair<string, byte[]>("w", bundle) }, TextGenerationMapping.KeyColumn))
+        IEstimator<ITransformer> mapping = t.CustomMapping<TextGenerationMapping.KeyInput, TextGenerationMapping.KeyOutput>(TextGenerationMapping.MapKey, TextGenerationMapping.KeyContractName)
+            .Append(t.Conversion.MapValue(TextGenerationMapping.BundleColumn, new[] { new KeyValuePair<string, byte[]>(LoadedBundles.WeightsKey, bundle) }, TextGenerationMapping.KeyColumn))
             .Append(t.CustomMapping<TextGenerationMapping.Input, TextGenerationMapping.Output>(TextGenerationMapping.Map, TextGenerationMapping.ContractName));
         return PersistedMapping.Build(t, new StepScoringSettings { BundleSha256 = sha }, TextGenerationMapping.ConfigColumn, promptColumn,
             new[] { (TextGenerationMapping.PromptColumn, promptColumn) }, mapping,
@@ -88,9 +91,10 @@ internal static class GenerationBundle
             }));
         });
 
-    public static GenerationModel Load(byte[] bundle)
+    /// <summary>Loads the model of a bundle whose hash <paramref name="sha"/> has been checked.</summary>
+    public static GenerationModel Load(ReadOnlySpan<byte> bundle, string sha)
     {
-        string dir = BundleArchive.Unpack(bundle, "stepdpo-generators", "generation.json", "language model");
+        string dir = BundleArchive.Unpack(bundle, sha, "stepdpo-generators", "generation.json", "language model");
         var m = JsonSerializer.Deserialize<Manifest>(File.ReadAllText(Path.Combine(dir, "generation.json")))
                 ?? throw new InvalidDataException("The language model's manifest is unreadable.");
         var modelDir = Path.Combine(dir, "model");
@@ -103,6 +107,7 @@ internal static class GenerationBundle
 internal static class TextGenerationMapping
 {
     public const string ContractName = "Microsoft.ML.StepDpo.TextGeneration.v1";
+    public const string KeyContractName = "Microsoft.ML.StepDpo.TextGeneration.WeightsKey.v1";
     public const string ConfigColumn = "__stepdpo_generation_config";
     public const string KeyColumn = "__stepdpo_generation_key";
     public const string BundleColumn = "__stepdpo_generation_bundle";
@@ -110,9 +115,28 @@ internal static class TextGenerationMapping
     public const string TextColumn = "__stepdpo_generation_text";
     public static readonly string[] InternalColumns = { KeyColumn, BundleColumn, PromptColumn, TextColumn };
 
-    private static readonly ConcurrentDictionary<string, Lazy<GenerationModel>> s_models = new();
+    public static void Register(string sha, GenerationModel model) => LoadedBundles.Register(sha, model);
 
-    public static void Register(string sha, GenerationModel model) => s_models[sha] = new Lazy<GenerationModel>(() => model);
+    /// <summary>Input of the key mapping: the config column, whose bundle hash says whether the weights are needed.</summary>
+    public sealed class KeyInput
+    {
+        [ColumnName(ConfigColumn)] public string Config { get; set; } = "";
+    }
+
+    /// <summary>Output of the key mapping: the ValueMapping key (absent once the model is loaded).</summary>
+    public sealed class KeyOutput
+    {
+        [ColumnName(KeyColumn)] public string Key { get; set; } = "";
+    }
+
+    public static void MapKey(KeyInput input, KeyOutput output) =>
+        output.Key = LoadedBundles.KeyFor(PersistedMapping.ReadConfig<StepScoringSettings>(input.Config).BundleSha256);
+
+    [CustomMappingFactoryAttribute(KeyContractName)]
+    public sealed class KeyFactory : CustomMappingFactory<KeyInput, KeyOutput>
+    {
+        public override Action<KeyInput, KeyOutput> GetMapping() => MapKey;
+    }
 
     public sealed class Input
     {
@@ -129,14 +153,12 @@ internal static class TextGenerationMapping
     public static void Map(Input input, Output output)
     {
         var settings = PersistedMapping.ReadConfig<StepScoringSettings>(input.Config);
-        var bundle = input.Bundle;
-        var model = s_models.GetOrAdd(settings.BundleSha256, _ => new Lazy<GenerationModel>(() =>
+        var sha = settings.BundleSha256;
+        var model = LoadedBundles.Resolve(sha, input.Bundle, bytes =>
         {
-            var bytes = bundle.DenseValues().ToArray();
-            if (ScorerBundle.Sha256(bytes) != settings.BundleSha256)
-                throw new InvalidDataException("The language model's weights do not match their recorded hash: the model file is corrupted.");
-            return GenerationBundle.Load(bytes);
-        }, LazyThreadSafetyMode.ExecutionAndPublication)).Value;
+            LoadedBundles.CheckHash(bytes, sha, "language model");
+            return GenerationBundle.Load(bytes, sha);
+        }, "language model");
         output.Text = model.Generate(input.Prompt);
     }
 

@@ -17,7 +17,7 @@ internal static class LengthGroupedBatches
         if (tokensPerBatch < 1) throw new ArgumentOutOfRangeException(nameof(tokensPerBatch), tokensPerBatch, "Must be at least 1.");
         if (window < 1) throw new ArgumentOutOfRangeException(nameof(window), window, "Must be at least 1.");
         var order = Enumerable.Range(0, sequences.Count).ToArray();
-        new Random(HashCode.Combine(seed, 0x1e9)).Shuffle(order);
+        new Random(StableSeed.Mix(seed, 0x1e9)).Shuffle(order);
 
         double meanLength = sequences.Count == 0 ? 1 : sequences.Average(s => s.Ids.Length);
         int windowSize = Math.Max(1, (int)(window * Math.Max(1, tokensPerBatch / meanLength)));

@@ -140,7 +140,7 @@ internal sealed class TrainingLoop<TExample>
 
     internal static int[] Permutation(int n, int seed, int epoch)
     {
-        var rng = new Random(HashCode.Combine(seed, epoch, 0x5eed));
+        var rng = new Random(StableSeed.Mix(seed, epoch, 0x5eed));
         var p = Enumerable.Range(0, n).ToArray();
         rng.Shuffle(p);
         return p;
@@ -150,25 +150,45 @@ internal sealed class TrainingLoop<TExample>
         string.Create(CultureInfo.InvariantCulture,
             $"n={examples};total={total};bs={_options.BatchSize};ga={_options.GradientAccumulationSteps};lr={_options.LearningRate:R};seed={_options.Seed}");
 
-    private string LatestDir => Path.Combine(_options.CheckpointDirectory!, "checkpoint-latest");
+    // Checkpoint layout: checkpoint-latest/ {weights.bin, optimizer.bin, state.json}. A save writes a complete folder
+    // under a temporary name, flushes it to disk, and only then renames it into place (rename is atomic), moving the
+    // previous one aside first; resume reads checkpoint-latest, or checkpoint-previous when a kill fell between the
+    // two renames. Temporary folders are never read, so a kill in the middle of a write leaves the last complete
+    // checkpoint in charge.
+    internal const string LatestName = "checkpoint-latest";
+    internal const string PreviousName = "checkpoint-previous";
+    internal const string WritingPrefix = "checkpoint-writing";
+
+    private string LatestDir => Path.Combine(_options.CheckpointDirectory!, LatestName);
 
     private void SaveCheckpoint(OptimizerHelper optimizer, int step, string fingerprint)
     {
         if (_options.CheckpointDirectory is null) return;
-        Directory.CreateDirectory(_options.CheckpointDirectory);
-        // Write a complete new folder, then swap it in, so a kill at any moment leaves one valid checkpoint.
-        var tmp = Path.Combine(_options.CheckpointDirectory, "checkpoint-writing");
-        var old = Path.Combine(_options.CheckpointDirectory, "checkpoint-previous");
-        if (Directory.Exists(tmp)) Directory.Delete(tmp, true);
+        var root = _options.CheckpointDirectory;
+        Directory.CreateDirectory(root);
+        foreach (var stale in Directory.EnumerateDirectories(root, WritingPrefix + "*")) Directory.Delete(stale, true);
+        var tmp = Path.Combine(root, $"{WritingPrefix}-{Guid.NewGuid():N}");
+        var old = Path.Combine(root, PreviousName);
         Directory.CreateDirectory(tmp);
         _model.SaveTrainableState(Path.Combine(tmp, "weights.bin"));
         using (var w = new BinaryWriter(File.Create(Path.Combine(tmp, "optimizer.bin"))))
             optimizer.save_state_dict(w);
         File.WriteAllText(Path.Combine(tmp, "state.json"), JsonSerializer.Serialize(new CheckpointState(step, fingerprint)));
-        if (Directory.Exists(old)) Directory.Delete(old, true);
-        if (Directory.Exists(LatestDir)) Directory.Move(LatestDir, old);
+        foreach (var file in Directory.EnumerateFiles(tmp)) FlushToDisk(file);
+        if (Directory.Exists(LatestDir))
+        {
+            // Only now is checkpoint-previous redundant: checkpoint-latest is complete.
+            if (Directory.Exists(old)) Directory.Delete(old, true);
+            Directory.Move(LatestDir, old);
+        }
         Directory.Move(tmp, LatestDir);
         if (Directory.Exists(old)) Directory.Delete(old, true);
+    }
+
+    private static void FlushToDisk(string path)
+    {
+        using var f = new FileStream(path, FileMode.Open, FileAccess.ReadWrite, FileShare.None);
+        f.Flush(flushToDisk: true);
     }
 
     private int TryResume(OptimizerHelper optimizer, string fingerprint)
@@ -177,7 +197,7 @@ internal sealed class TrainingLoop<TExample>
         var dir = LatestDir;
         if (!Directory.Exists(dir))
         {
-            var old = Path.Combine(_options.CheckpointDirectory, "checkpoint-previous");
+            var old = Path.Combine(_options.CheckpointDirectory, PreviousName);
             if (!Directory.Exists(old)) return 0;
             dir = old; // killed between the two renames of a save
         }

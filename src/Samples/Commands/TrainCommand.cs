@@ -34,18 +34,23 @@ internal sealed class TrainCommand : ISampleCommand
         var promptField = new Option<string>("--prompt-field") { Description = "Prompt field.", DefaultValueFactory = _ => "prompt" };
         var responseField = new Option<string>("--response-field") { Description = "Response field (sft).", DefaultValueFactory = _ => "response" };
         var output = new Option<DirectoryInfo>("--output") { Description = "Output folder.", Required = true };
+        var checkpointInterval = new Option<int>("--checkpoint-interval")
+        {
+            Description = "Optimizer steps between checkpoints in OUTPUT/checkpoints (0: only at the end and on Ctrl+C). Rerunning the same command resumes from there.",
+            DefaultValueFactory = _ => 0,
+        };
         var cmd = new Command("train", "Train with Step-DPO, DPO or SFT; writes a Hugging Face folder (and the step scorer zip).")
         {
-            data, model, method, template, separator, lora, epochs, beta, lr, batch, maxLength, seed, promptField, responseField, output,
+            data, model, method, template, separator, lora, epochs, beta, lr, batch, maxLength, seed, promptField, responseField, output, checkpointInterval,
         };
         cmd.SetAction(p => Run(new Args(p.GetValue(data)!, p.GetValue(model)!, p.GetValue(method)!, ResolveTemplate(p.GetValue(template)!, p.GetValue(separator)),
             p.GetValue(lora), p.GetValue(epochs), p.GetValue(beta), p.GetValue(lr), p.GetValue(batch), p.GetValue(maxLength), p.GetValue(seed),
-            p.GetValue(promptField)!, p.GetValue(responseField)!, p.GetValue(output)!)));
+            p.GetValue(promptField)!, p.GetValue(responseField)!, p.GetValue(output)!, p.GetValue(checkpointInterval))));
         return cmd;
     }
 
     private sealed record Args(FileInfo Data, DirectoryInfo Model, string Method, PromptTemplate Template, bool Lora, int Epochs, double Beta,
-        double LearningRate, int BatchSize, int MaxLength, int Seed, string PromptField, string ResponseField, DirectoryInfo Output);
+        double LearningRate, int BatchSize, int MaxLength, int Seed, string PromptField, string ResponseField, DirectoryInfo Output, int CheckpointInterval);
 
     internal static PromptTemplate ResolveTemplate(string name, string? separator) =>
         PromptTemplate.BuiltIn.TryGetValue(name, out var t) ? t
@@ -69,10 +74,10 @@ internal sealed class TrainCommand : ISampleCommand
         {
             BaseModelPath = a.Model.FullName, Template = a.Template, Beta = a.Beta, LearningRate = a.LearningRate, Epochs = a.Epochs,
             BatchSize = a.BatchSize, MaxLength = a.MaxLength, MaxPromptLength = Math.Max(1, a.MaxLength / 2), UseLora = a.Lora, Seed = a.Seed,
-            PromptColumnName = a.PromptField, CheckpointDirectory = Path.Combine(a.Output.FullName, "checkpoints"),
+            PromptColumnName = a.PromptField, CheckpointDirectory = Path.Combine(a.Output.FullName, "checkpoints"), CheckpointInterval = a.CheckpointInterval,
             MetricsPath = Path.Combine(a.Output.FullName, "metrics.jsonl"),
         };
-        ml.Log += (_, e) => { if (e.Message.Contains("rows used", StringComparison.Ordinal)) AnsiConsole.WriteLine(e.Message); };
+        ml.Log += (_, e) => { if (e.Message.Contains("rows used", StringComparison.Ordinal) || e.Message.Contains("Resumed from checkpoint", StringComparison.Ordinal)) AnsiConsole.WriteLine(e.Message); };
         var trainer = step ? ml.StepDpo().Trainers.StepDpo(options) : ml.StepDpo().Trainers.Dpo(options);
         Microsoft.ML.StepDpo.Scoring.StepScoringTransformer? scorer = null;
         AnsiConsole.Progress().Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn())
@@ -103,9 +108,9 @@ internal sealed class TrainCommand : ISampleCommand
         {
             BaseModelPath = a.Model.FullName, Template = a.Template, LearningRate = a.LearningRate, Epochs = a.Epochs, BatchSize = a.BatchSize,
             MaxLength = a.MaxLength, UseLora = a.Lora, Seed = a.Seed, PromptColumnName = a.PromptField, ResponseColumnName = a.ResponseField,
-            CheckpointDirectory = Path.Combine(a.Output.FullName, "checkpoints"), MetricsPath = Path.Combine(a.Output.FullName, "metrics.jsonl"),
+            CheckpointDirectory = Path.Combine(a.Output.FullName, "checkpoints"), CheckpointInterval = a.CheckpointInterval, MetricsPath = Path.Combine(a.Output.FullName, "metrics.jsonl"),
         };
-        ml.Log += (_, e) => { if (e.Message.Contains("rows used", StringComparison.Ordinal)) AnsiConsole.WriteLine(e.Message); };
+        ml.Log += (_, e) => { if (e.Message.Contains("rows used", StringComparison.Ordinal) || e.Message.Contains("Resumed from checkpoint", StringComparison.Ordinal)) AnsiConsole.WriteLine(e.Message); };
         var trainer = ml.StepDpo().Trainers.Sft(options);
         Microsoft.ML.StepDpo.Scoring.TextGenerationTransformer? model = null;
         AnsiConsole.Progress().Start(ctx =>

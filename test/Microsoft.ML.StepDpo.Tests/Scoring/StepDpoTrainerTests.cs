@@ -201,13 +201,13 @@ public sealed class StepDpoTrainerTests
 
             // Weights that do not match the hash the model recorded (tampered or mixed up).
             var e2 = Assert.ThrowsExactly<InvalidDataException>(() =>
-                StepScoringMapping.Get(new StepScoringSettings { BundleSha256 = new string('0', 64) }, () => new byte[] { 1, 2, 3 }));
+                StepScoringMapping.Load(new byte[] { 1, 2, 3 }, new string('0', 64)));
             StringAssert.Contains(e2.Message, "do not match their recorded hash");
 
             // Weights whose hash matches but which are not a scorer bundle.
             var junk = new byte[] { 9, 8, 7, 6, 5 };
             var e3 = Assert.ThrowsExactly<InvalidDataException>(() =>
-                StepScoringMapping.Get(new StepScoringSettings { BundleSha256 = ScorerBundle.Sha256(junk) }, () => junk));
+                StepScoringMapping.Load(junk, ScorerBundle.Sha256(junk)));
             StringAssert.Contains(e3.Message, "corrupted");
         }
         finally { Directory.Delete(dir, true); }
