@@ -21,7 +21,7 @@ internal static class DemoPreferenceStages
 {
     /// <summary>Settings of stages b–d (the demo's defaults; --quick shrinks the problem count).</summary>
     internal sealed record Settings(int Problems, int SamplesPerProblem, int Rollouts, int Rectifications, int Epochs, int BatchSize,
-        double LearningRate, double Beta, double NllWeight = 0, ArithmeticTaskOptions? Task = null)
+        double LearningRate, double Beta, double NllWeight = 0, ArithmeticTaskOptions? Task = null, int LoraRank = 0)
     {
         /// <summary>The task the problems come from (default <see cref="ArithmeticSftRecipe.DemoTask"/>).</summary>
         public ArithmeticTaskOptions TaskOptions => Task ?? ArithmeticSftRecipe.DemoTask;
@@ -90,6 +90,7 @@ internal static class DemoPreferenceStages
             BaseModel = sft, BaseTokenizer = tokenizer, Template = ArithmeticSftRecipe.Prompt, Beta = s.Beta, LearningRate = s.LearningRate,
             Epochs = s.Epochs, BatchSize = s.BatchSize, WarmupRatio = 0.1, Seed = seed, LogInterval = 1, MaxLength = 512, MaxPromptLength = 384,
             MetricsPath = metricsPath, NllWeight = s.NllWeight,
+            UseLora = s.LoraRank > 0, Lora = new LoraSettings { Rank = Math.Max(1, s.LoraRank), Alpha = 2 * Math.Max(1, s.LoraRank), Dropout = 0 },
         };
         var trainer = ml.StepDpo().Trainers.StepDpo(options);
         StepScoringTransformer scorer = null!;

@@ -30,7 +30,7 @@ internal sealed class StudyCommand : ISampleCommand
         var maxSteps = new Option<int>("--max-steps") { Description = "Override the demo task's most steps (0 = the demo task's)." };
         var runs = new Option<string[]>("--run")
         {
-            Description = "One training run: 'step|dpo[,lr=2e-5][,epochs=3][,beta=0.4][,nll=0][,pairs=budget|all|N][,batch=8]'. Repeatable.",
+            Description = "One training run: 'step|dpo[,lr=2e-5][,epochs=3][,beta=0.4][,nll=0][,pairs=budget|all|N][,batch=8][,lora=RANK]'. Repeatable.",
             AllowMultipleArgumentsPerToken = true,
         };
         var cmd = new Command("study", "Train Step-DPO / DPO under several settings on one seed's pairs and evaluate each (the README's investigation).")
@@ -48,7 +48,7 @@ internal sealed class StudyCommand : ISampleCommand
         return cmd;
     }
 
-    internal sealed record RunSpec(string Method, double LearningRate, int Epochs, double Beta, double NllWeight, string Pairs, int BatchSize)
+    internal sealed record RunSpec(string Method, double LearningRate, int Epochs, double Beta, double NllWeight, string Pairs, int BatchSize, int LoraRank = 0)
     {
         public static RunSpec Parse(string text)
         {
@@ -68,6 +68,7 @@ internal sealed class StudyCommand : ISampleCommand
                     "nll" => spec with { NllWeight = d() },
                     "pairs" => spec with { Pairs = v },
                     "batch" => spec with { BatchSize = (int)d() },
+                    "lora" => spec with { LoraRank = (int)d() },
                     _ => throw new ArgumentException($"Unknown setting '{k}' in '{text}'."),
                 };
             }
@@ -75,7 +76,7 @@ internal sealed class StudyCommand : ISampleCommand
         }
 
         public override string ToString() => string.Create(CultureInfo.InvariantCulture,
-            $"{Method} lr={LearningRate:G3} ep={Epochs} β={Beta} nll={NllWeight} pairs={Pairs} batch={BatchSize}");
+            $"{Method} lr={LearningRate:G3} ep={Epochs} β={Beta} nll={NllWeight} pairs={Pairs} batch={BatchSize}{(LoraRank > 0 ? $" lora={LoraRank}" : "")}");
     }
 
     private static int Run(string output, int seed, int problemCount, int heldOutCount, string? sftDir, string[] runTexts, ArithmeticTaskOptions task)
@@ -123,7 +124,7 @@ internal sealed class StudyCommand : ISampleCommand
                 AnsiConsole.MarkupLine($"[yellow]{Markup.Escape(spec.ToString())}: no pairs to train on (see the counts above); skipped[/]");
                 continue;
             }
-            var s = settings with { LearningRate = spec.LearningRate, Epochs = spec.Epochs, Beta = spec.Beta, NllWeight = spec.NllWeight, BatchSize = spec.BatchSize };
+            var s = settings with { LearningRate = spec.LearningRate, Epochs = spec.Epochs, Beta = spec.Beta, NllWeight = spec.NllWeight, BatchSize = spec.BatchSize, LoraRank = spec.LoraRank };
             var trained = DemoPreferenceStages.Train(spec.ToString(), sft, tokenizer, path, n, s, seed, Path.Combine(output, "metrics-last.jsonl"));
             using var policy = trained.Scorer.Scorer.Policy;
             var (held, src) = Evaluate(policy, tokenizer, heldOut, source);
@@ -132,7 +133,7 @@ internal sealed class StudyCommand : ISampleCommand
             Append(resultsPath, new
             {
                 seed, problems = problemCount, method = spec.Method, lr = spec.LearningRate, epochs = spec.Epochs, beta = spec.Beta, nll = spec.NllWeight,
-                batch = spec.BatchSize, pairs = n, heldout = held, source = src, seconds = clock.Elapsed.TotalSeconds,
+                batch = spec.BatchSize, lora = spec.LoraRank, pairs = n, heldout = held, source = src, seconds = clock.Elapsed.TotalSeconds,
                 last_epoch_margin = Mean("rewards/margins"), last_epoch_accuracy = Mean("rewards/accuracies"),
                 last_epoch_chosen = Mean("rewards/chosen"), last_epoch_rejected = Mean("rewards/rejected"),
             });
