@@ -17,7 +17,8 @@ internal sealed class ScorerManifest
     public string Separator { get; set; } = "";
     /// <summary>True: policy = base + LoRA adapters (in the bundle), reference = base with adapters off.</summary>
     public bool Lora { get; set; }
-    /// <summary>With LoRA: the base model folder, referenced by path and checked by SHA-256.</summary>
+    /// <summary>With LoRA: the base model folder, referenced by path and checked by SHA-256; null when the base was an
+    /// in-memory model, which then travels in the bundle's base/ folder.</summary>
     public string? BaseModelPath { get; set; }
     public string? BaseModelSha256 { get; set; }
 }
@@ -25,11 +26,13 @@ internal sealed class ScorerManifest
 /// <summary>
 /// A step scorer as one byte array (a zip of Hugging Face folders plus a manifest), so that it can travel
 /// inside an ML.NET model zip. Full fine-tuning: policy/ and reference/ folders. LoRA: adapters/ (PEFT
-/// layout) and the base model referenced by path and SHA-256, so a multi-GB base is not copied.
+/// layout) and the base model referenced by path and SHA-256, so a multi-GB base is not copied — or, when the
+/// trainer was given an in-memory base model (no folder to point to), the base itself in base/.
 /// </summary>
 internal static class ScorerBundle
 {
     private const string ManifestEntry = "scorer.json";
+    private const string EmbeddedBaseFolder = "base";
 
     public static byte[] Create(StepScorer scorer, string? baseModelPath, bool legacyFormat = false) => BundleArchive.Create(staging =>
     {
@@ -42,9 +45,15 @@ internal static class ScorerBundle
         if (lora)
         {
             if (baseModelPath is null)
-                throw new InvalidOperationException("A LoRA step scorer can only be saved when its base model was loaded from a folder (it is referenced by path).");
-            manifest.BaseModelPath = Path.GetFullPath(baseModelPath);
-            manifest.BaseModelSha256 = HashModelFolder(baseModelPath);
+            {
+                // An in-memory base has no folder to point to: it travels in the bundle (adapter weights excluded).
+                SaveFolder(scorer.Policy, scorer.Tokenizer, Path.Combine(staging, EmbeddedBaseFolder));
+            }
+            else
+            {
+                manifest.BaseModelPath = Path.GetFullPath(baseModelPath);
+                manifest.BaseModelSha256 = HashModelFolder(baseModelPath);
+            }
             LoraAdapters.Save(scorer.Policy, Path.Combine(staging, "adapters"), manifest.BaseModelPath);
             scorer.Tokenizer.Save(Path.Combine(staging, "adapters"));
         }
@@ -68,6 +77,16 @@ internal static class ScorerBundle
         if (manifest.FormatVersion != 1)
             throw new InvalidDataException($"This step scorer was saved in format {manifest.FormatVersion}; this version of Microsoft.ML.StepDpo reads format 1.");
         var template = new PromptTemplate(manifest.TemplateName, manifest.Template, manifest.Separator);
+        if (manifest.Lora && manifest.BaseModelPath is null)
+        {
+            var embedded = Path.Combine(dir, EmbeddedBaseFolder);
+            if (!File.Exists(Path.Combine(embedded, ModelCheckpoint.ConfigFile)))
+                throw new InvalidDataException("The LoRA step scorer stored in this model has neither a base model path nor an embedded base model: the model file is corrupted.");
+            var model = ModelCheckpoint.Load(embedded);
+            LoraAdapters.Load(model, Path.Combine(dir, "adapters"));
+            var tok = ByteLevelBpeTokenizer.FromDirectory(Path.Combine(dir, "adapters"));
+            return new StepScorer(model, null, tok, template, manifest.Beta, manifest.Threshold);
+        }
         if (manifest.Lora)
         {
             var basePath = manifest.BaseModelPath!;

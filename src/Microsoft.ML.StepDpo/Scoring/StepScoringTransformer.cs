@@ -23,7 +23,8 @@ public sealed class StepScoringColumns
 /// The fitted Step-DPO model as an ML.NET transformer: a step scorer. For each row it segments the solution
 /// into steps and outputs the implicit reward of each step, β·(log πθ(step | context) − log πref(step | context)),
 /// their sum, and the first step whose reward falls below the threshold. It saves with
-/// <c>mlContext.Model.Save</c> (weights included; LoRA adapters with the base referenced by path and SHA-256)
+/// <c>mlContext.Model.Save</c> (weights included; LoRA adapters with the base referenced by path and SHA-256, or
+/// with the base itself when training started from an in-memory model)
 /// and loads with <c>mlContext.Model.Load</c> after
 /// <c>mlContext.ComponentCatalog.RegisterAssembly(typeof(StepScoringTransformer).Assembly)</c>.
 /// </summary>
