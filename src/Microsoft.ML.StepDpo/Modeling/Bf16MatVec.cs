@@ -57,7 +57,17 @@ internal static class Bf16MatVec
     public static void Rows(ReadOnlySpan<ushort> w, int k, ReadOnlySpan<float> x, int rows, ReadOnlySpan<float> bias, Span<ushort> y, int n, int n0, int n1)
     {
         Span<float> sums = stackalloc float[4];
-        for (int o = n0; o < n1; o++)
+        int o = n0;
+        if (rows == 1 && Width == 256 && k >= Block && !ScratchNoQuad)
+        {
+            // One input row: four weight rows at a time, four read streams in flight and each x load shared.
+            for (; o + 4 <= n1; o += 4)
+            {
+                Dot1Quad(w.Slice(o * k, 4 * k), x, k, sums);
+                for (int i = 0; i < 4; i++) y[o + i] = ToBf16(sums[i] + (bias.IsEmpty ? 0f : bias[o + i]));
+            }
+        }
+        for (; o < n1; o++)
         {
             var wRow = w.Slice(o * k, k);
             float b = bias.IsEmpty ? 0f : bias[o];
@@ -161,6 +171,43 @@ internal static class Bf16MatVec
         }
         for (; i < k; i++) sum += ToFloat(wRow[i]) * x[i];
         return sum;
+    }
+
+    internal static bool ScratchNoQuad;
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Dot1Quad(ReadOnlySpan<ushort> w4, ReadOnlySpan<float> x, int k, Span<float> sums)
+    {
+        ref ushort w0 = ref MemoryMarshal.GetReference(w4);
+        ref ushort w1 = ref Unsafe.Add(ref w0, k);
+        ref ushort w2 = ref Unsafe.Add(ref w0, 2 * k);
+        ref ushort w3 = ref Unsafe.Add(ref w0, 3 * k);
+        ref float xr = ref MemoryMarshal.GetReference(x);
+        Vector256<float> a0 = default, a1 = default, b0 = default, b1 = default, c0 = default, c1 = default, d0 = default, d1 = default;
+        int i = 0;
+        for (; i + Block <= k; i += Block)
+        {
+            var xe = Vector256.LoadUnsafe(ref xr, (nuint)i);
+            var xo = Vector256.LoadUnsafe(ref xr, (nuint)(i + 8));
+            var (e, od) = Load16(ref w0, i);
+            a0 = Fma256(e, xe, a0); a1 = Fma256(od, xo, a1);
+            (e, od) = Load16(ref w1, i);
+            b0 = Fma256(e, xe, b0); b1 = Fma256(od, xo, b1);
+            (e, od) = Load16(ref w2, i);
+            c0 = Fma256(e, xe, c0); c1 = Fma256(od, xo, c1);
+            (e, od) = Load16(ref w3, i);
+            d0 = Fma256(e, xe, d0); d1 = Fma256(od, xo, d1);
+        }
+        float s0 = Vector256.Sum(a0 + a1), s1 = Vector256.Sum(b0 + b1), s2 = Vector256.Sum(c0 + c1), s3 = Vector256.Sum(d0 + d1);
+        for (; i < k; i++)
+        {
+            float xi = x[i];
+            s0 += ToFloat(w4[i]) * xi;
+            s1 += ToFloat(w4[k + i]) * xi;
+            s2 += ToFloat(w4[2 * k + i]) * xi;
+            s3 += ToFloat(w4[3 * k + i]) * xi;
+        }
+        sums[0] = s0; sums[1] = s1; sums[2] = s2; sums[3] = s3;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]

@@ -32,9 +32,41 @@ internal static class InferenceLinear
     /// <summary>Process-wide switch: false sends every call to <c>F.linear</c> (tests and benchmarks compare both).</summary>
     internal static bool Bf16KernelEnabled { get; set; } = true;
 
+    // Threads for the kernel while a SmallStepScope is open on this thread (0: torch's thread count).
+    [ThreadStatic] private static int scopeThreads;
+
+    /// <summary>
+    /// For a loop of small steps (decoding a few rows): torch's intra-op threads are set to one on this thread,
+    /// while the bf16 kernel keeps the previous count. The elementwise ops, attention and norms of a decoding
+    /// step touch a few kilobytes each; handing each to a worker thread (an OpenMP region per op, several per
+    /// layer) costs more than the op, and on a loaded machine a sleeping worker can take milliseconds to wake.
+    /// Only the weight streaming is worth parallelizing, and the kernel does that itself. Dispose restores both.
+    /// </summary>
+    internal static IDisposable SmallStepScope()
+    {
+        int torchThreads = torch.get_num_threads(), savedScope = scopeThreads;
+        scopeThreads = savedScope > 0 ? savedScope : torchThreads;
+        torch.set_num_threads(1);
+        return new Restore(() =>
+        {
+            torch.set_num_threads(torchThreads);
+            scopeThreads = savedScope;
+        });
+    }
+
+    private sealed class Restore(Action action) : IDisposable
+    {
+        private Action? pending = action;
+        public void Dispose() => Interlocked.Exchange(ref pending, null)?.Invoke();
+    }
+
     /// <summary>x·Wᵀ + b for x [..., K], W [N, K], b [N]: the bf16 kernel when <see cref="UsesKernel"/>, else <c>F.linear</c>.</summary>
     public static Tensor Linear(Tensor x, Tensor weight, Tensor? bias) =>
         UsesKernel(x, weight, bias) ? Bf16Linear(x, weight, bias) : F.linear(x, weight, bias);
+
+    /// <summary>Whether a model of this dtype on this device decodes through the kernel (when the switch is on).</summary>
+    internal static bool AppliesTo(ScalarType dtype, Device device) =>
+        Bf16KernelEnabled && dtype == ScalarType.BFloat16 && device.type == DeviceType.CPU;
 
     /// <summary>Whether <see cref="Linear"/> takes the bf16 kernel for these operands.</summary>
     internal static bool UsesKernel(Tensor x, Tensor weight, Tensor? bias)
@@ -66,7 +98,7 @@ internal static class InferenceLinear
                 var bits = MemoryMarshal.Cast<byte, ushort>(bc.bytes);
                 for (int i = 0; i < n; i++) b![i] = Bf16MatVec.ToFloat(bits[i]);
             }
-            int threads = weight.numel() * 2 < ParallelMinBytes ? 1 : Math.Max(1, torch.get_num_threads());
+            int threads = weight.numel() * 2 < ParallelMinBytes ? 1 : Math.Max(1, scopeThreads > 0 ? scopeThreads : torch.get_num_threads());
             if (threads == 1)
             {
                 Bf16MatVec.Rows(MemoryMarshal.Cast<byte, ushort>(weight.bytes), k, arranged.AsSpan(0, rows * k), rows,
