@@ -82,7 +82,7 @@ internal sealed class LoraLinear : nn.Module
 
     public Tensor forward(Tensor x)
     {
-        var y = nn.functional.linear(x, weight, bias);
+        var y = InferenceLinear.Linear(x, weight, bias);   // F.linear, or the bf16 decoding kernel without autograd
         if (lora_A is null || lora_B is null || !AdapterEnabled) return y;
         var h = Dropout > 0 ? nn.functional.dropout(x, Dropout, training) : x;
         return y + lora_B.forward(lora_A.forward(h)) * Scaling;

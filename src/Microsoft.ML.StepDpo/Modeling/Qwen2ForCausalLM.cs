@@ -258,7 +258,7 @@ internal sealed class Qwen2ForCausalLM : nn.Module
     }
 
     internal Tensor Logits(Tensor hidden) =>
-        lm_head is null ? F.linear(hidden, model.Embedding.Weight) : lm_head.forward(hidden);
+        lm_head is null ? InferenceLinear.Linear(hidden, model.Embedding.Weight, null) : lm_head.forward(hidden);
 
     /// <summary>
     /// log p(targets[b,t] | inputs[b,≤t]) as fp32 [B,T]: the target logit minus logsumexp over the

@@ -60,7 +60,9 @@ internal sealed class TextGenerator
             }
             using var validKeys = torch.tensor(valid, device: device);
 
+            bool kernelModel = InferenceLinear.AppliesTo(model.DType, device);
             Tensor next;
+            using (var prefillScope = kernelModel && B * P <= InferenceLinear.MaxKernelRows ? InferenceLinear.SmallStepScope() : null)
             using (var scope = torch.NewDisposeScope())
             {
                 var causal = torch.ones(P, P, dtype: ScalarType.Bool, device: device).tril();
@@ -69,6 +71,8 @@ internal sealed class TextGenerator
                 next = Sample(model.Logits(hidden.narrow(1, P - 1, 1)).squeeze(1), options, rng).MoveToOuterDisposeScope();
             }
 
+            // Decoding steps of a few rows: torch single-threaded, the bf16 kernel multi-threaded (see SmallStepScope).
+            using var smallSteps = kernelModel && B <= InferenceLinear.MaxKernelRows ? InferenceLinear.SmallStepScope() : null;
             for (int step = 0; ; step++)
             {
                 var tokens = next.cpu().data<long>().ToArray();
