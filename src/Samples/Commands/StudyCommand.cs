@@ -30,7 +30,7 @@ internal sealed class StudyCommand : ISampleCommand
         var maxSteps = new Option<int>("--max-steps") { Description = "Override the demo task's most steps (0 = the demo task's)." };
         var runs = new Option<string[]>("--run")
         {
-            Description = "One training run: 'step|dpo[,lr=2e-5][,epochs=3][,beta=0.4][,nll=0][,pairs=budget|all|N][,batch=8][,lora=RANK]'. Repeatable.",
+            Description = "One training run: 'step|dpo|rft[,lr=2e-5][,epochs=3][,beta=0.4][,nll=0][,pairs=budget|all|N][,batch=8][,lora=RANK]'. Repeatable.",
             AllowMultipleArgumentsPerToken = true,
         };
         var cmd = new Command("study", "Train Step-DPO / DPO under several settings on one seed's pairs and evaluate each (the README's investigation).")
@@ -53,8 +53,8 @@ internal sealed class StudyCommand : ISampleCommand
         public static RunSpec Parse(string text)
         {
             var parts = text.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
-            if (parts.Length == 0 || parts[0] is not ("step" or "dpo"))
-                throw new ArgumentException($"A run starts with 'step' or 'dpo': '{text}'.");
+            if (parts.Length == 0 || parts[0] is not ("step" or "dpo" or "rft"))
+                throw new ArgumentException($"A run starts with 'step', 'dpo' or 'rft': '{text}'.");
             var spec = new RunSpec(parts[0], 2e-5, 3, 0.4, 0, "budget", 8);
             foreach (var kv in parts.Skip(1))
             {
@@ -116,8 +116,8 @@ internal sealed class StudyCommand : ISampleCommand
         foreach (var spec in specs)
         {
             var clock = Stopwatch.StartNew();
-            string path = spec.Method == "step" ? stepPath : answerPath;
-            int available = spec.Method == "step" ? stepPairs : answerPairs;
+            string path = spec.Method == "dpo" ? answerPath : stepPath;
+            int available = spec.Method == "dpo" ? answerPairs : stepPairs;
             int n = spec.Pairs switch { "budget" => budget, "all" => available, var x => Math.Min(available, int.Parse(x, CultureInfo.InvariantCulture)) };
             if (n == 0)
             {
@@ -125,6 +125,18 @@ internal sealed class StudyCommand : ISampleCommand
                 continue;
             }
             var s = settings with { LearningRate = spec.LearningRate, Epochs = spec.Epochs, Beta = spec.Beta, NllWeight = spec.NllWeight, BatchSize = spec.BatchSize, LoraRank = spec.LoraRank };
+            if (spec.Method == "rft")
+            {
+                // Control: plain SFT on the chosen side of the same step pairs (the rectified solution, whole, then
+                // EOS), same optimizer settings: does fine-tuning on these few examples move held-out accuracy at all?
+                using var tuned = TrainOnChosen(sft, tokenizer, stepPath, n, s, seed);
+                var (h, src2) = Evaluate(tuned, tokenizer, heldOut, source);
+                Append(resultsPath, new { seed, problems = problemCount, method = spec.Method, lr = spec.LearningRate, epochs = spec.Epochs,
+                    batch = spec.BatchSize, lora = spec.LoraRank, pairs = n, heldout = h, source = src2, seconds = clock.Elapsed.TotalSeconds });
+                AnsiConsole.MarkupLine(string.Create(CultureInfo.InvariantCulture,
+                    $"[bold]{Markup.Escape(spec.ToString())}[/] ({n} chosen solutions): held-out {h * 100:F1}% (SFT {sftHeld * 100:F1}%), source {src2 * 100:F1}% (SFT {sftSource * 100:F1}%)"));
+                continue;
+            }
             var trained = DemoPreferenceStages.Train(spec.ToString(), sft, tokenizer, path, n, s, seed, Path.Combine(output, "metrics-last.jsonl"));
             using var policy = trained.Scorer.Scorer.Policy;
             var (held, src) = Evaluate(policy, tokenizer, heldOut, source);
@@ -142,6 +154,37 @@ internal sealed class StudyCommand : ISampleCommand
                 $"last epoch margin {Mean("rewards/margins"):F3}, acc {Mean("rewards/accuracies"):F2}, chosen {Mean("rewards/chosen"):F3}, rejected {Mean("rewards/rejected"):F3}"));
         }
         return 0;
+    }
+
+    private sealed class ChosenRow
+    {
+        public string prompt { get; set; } = "";
+        public string response { get; set; } = "";
+    }
+
+    private static Qwen2ForCausalLM TrainOnChosen(Qwen2ForCausalLM sft, Microsoft.ML.StepDpo.Modeling.Tokenization.ByteLevelBpeTokenizer tokenizer,
+        string stepPairsPath, int rows, DemoPreferenceStages.Settings s, int seed)
+    {
+        var template = ArithmeticSftRecipe.Prompt;
+        var examples = File.ReadLines(stepPairsPath).Take(rows).Select(line =>
+        {
+            var o = System.Text.Json.Nodes.JsonNode.Parse(line)!;
+            // The SFT trainer's prompt is the filled template without the separator; the response carries it.
+            return new ChosenRow
+            {
+                prompt = o["prompt"]!.GetValue<string>(),
+                response = template.Separator + o["initial_reason_steps"]!.GetValue<string>() + o["full_chosen"]!.GetValue<string>(),
+            };
+        }).ToList();
+        var ml = new MLContext(seed);
+        var options = new Microsoft.ML.StepDpo.Training.SftTrainer.Options
+        {
+            BaseModel = sft, BaseTokenizer = tokenizer, Template = template, LearningRate = s.LearningRate, Epochs = s.Epochs,
+            BatchSize = s.BatchSize, WarmupRatio = 0.1, Seed = seed, MaxLength = 512,
+            UseLora = s.LoraRank > 0, Lora = new Microsoft.ML.StepDpo.Training.LoraSettings { Rank = Math.Max(1, s.LoraRank), Alpha = 2 * Math.Max(1, s.LoraRank), Dropout = 0 },
+        };
+        var transformer = ml.StepDpo().Trainers.Sft(options).Fit(ml.Data.LoadFromEnumerable(examples));
+        return transformer.Model;
     }
 
     private static (double HeldOut, double Source) Evaluate(Qwen2ForCausalLM model, Microsoft.ML.StepDpo.Modeling.Tokenization.ByteLevelBpeTokenizer tokenizer,
