@@ -51,9 +51,16 @@ internal sealed class BenchCommand : ISampleCommand
             var a = torch.randn(n, n); var b = torch.randn(n, n); var c = torch.empty(n, n);
             torch.matmul(a, b);
             int reps = quick ? 3 : 10;
-            var sw = Stopwatch.StartNew();
-            for (int i = 0; i < reps; i++) c = torch.matmul(a, b);
-            gemm = 2.0 * n * n * n * reps / sw.Elapsed.TotalSeconds / 1e9;
+            // A roof is the best the machine does: the fastest repetition, not the mean (on a shared machine the
+            // mean mixes in other tenants' load, and a lower roof would flatter the ratios measured against it).
+            double best = double.MaxValue;
+            for (int i = 0; i < reps; i++)
+            {
+                var sw = Stopwatch.StartNew();
+                c = torch.matmul(a, b);
+                best = Math.Min(best, sw.Elapsed.TotalSeconds);
+            }
+            gemm = 2.0 * n * n * n / best / 1e9;
         }
         r["gemm_gflops"] = gemm;
         Console.WriteLine($"fp32 GEMM 2048²: {gemm:F1} GFLOP/s");
@@ -100,9 +107,14 @@ internal sealed class BenchCommand : ISampleCommand
             var src = torch.ones(elems); var dst = torch.empty(elems);
             dst.copy_(src);
             int reps = quick ? 3 : 8;
-            var sw = Stopwatch.StartNew();
-            for (int i = 0; i < reps; i++) dst.copy_(src);
-            bw = 2.0 * elems * 4 * reps / sw.Elapsed.TotalSeconds / 1e9;
+            double best = double.MaxValue;   // the fastest repetition, as for the GEMM roof
+            for (int i = 0; i < reps; i++)
+            {
+                var sw = Stopwatch.StartNew();
+                dst.copy_(src);
+                best = Math.Min(best, sw.Elapsed.TotalSeconds);
+            }
+            bw = 2.0 * elems * 4 / best / 1e9;
         }
         r["copy_bandwidth_gbs"] = bw;
         Console.WriteLine($"copy bandwidth: {bw:F1} GB/s");
@@ -116,9 +128,14 @@ internal sealed class BenchCommand : ISampleCommand
             var src = torch.ones(128L << 20);
             src.sum();
             int reps = quick ? 3 : 8;
-            var sw = Stopwatch.StartNew();
-            for (int i = 0; i < reps; i++) src.sum();
-            readBw = 4.0 * src.numel() * reps / sw.Elapsed.TotalSeconds / 1e9;
+            double best = double.MaxValue;
+            for (int i = 0; i < reps; i++)
+            {
+                var sw = Stopwatch.StartNew();
+                src.sum();
+                best = Math.Min(best, sw.Elapsed.TotalSeconds);
+            }
+            readBw = 4.0 * src.numel() / best / 1e9;
         }
         r["read_bandwidth_gbs"] = readBw;
         Console.WriteLine($"read bandwidth: {readBw:F1} GB/s");
