@@ -3,6 +3,16 @@ using Microsoft.ML.Data;
 
 namespace Microsoft.ML.StepDpo.Scoring;
 
+/// <summary>
+/// What a saved model that carries a weight bundle (step scorer, generator) keeps in its config column. The JSON
+/// shape, <c>{"BundleSha256": …}</c>, is part of saved zips.
+/// </summary>
+internal sealed class BundleSettings
+{
+    /// <summary>SHA-256 of the bundle (the weights column); the cache key of the loaded models.</summary>
+    public string BundleSha256 { get; set; } = "";
+}
+
 /// <summary>Turns the bytes of a weight bundle (read in place, not kept) into a model.</summary>
 internal delegate T BundleLoader<T>(ReadOnlySpan<byte> bundle);
 

@@ -77,25 +77,9 @@ internal static class ScorerBundle
         if (manifest.FormatVersion != 1)
             throw new InvalidDataException($"This step scorer was saved in format {manifest.FormatVersion}; this version of Microsoft.ML.StepDpo reads format 1.");
         var template = new PromptTemplate(manifest.TemplateName, manifest.Template, manifest.Separator);
-        if (manifest.Lora && manifest.BaseModelPath is null)
-        {
-            var embedded = Path.Combine(dir, EmbeddedBaseFolder);
-            if (!File.Exists(Path.Combine(embedded, ModelCheckpoint.ConfigFile)))
-                throw new InvalidDataException("The LoRA step scorer stored in this model has neither a base model path nor an embedded base model: the model file is corrupted.");
-            var model = ModelCheckpoint.Load(embedded);
-            LoraAdapters.Load(model, Path.Combine(dir, "adapters"));
-            var tok = ByteLevelBpeTokenizer.FromDirectory(Path.Combine(dir, "adapters"));
-            return new StepScorer(model, null, tok, template, manifest.Beta, manifest.Threshold);
-        }
         if (manifest.Lora)
         {
-            var basePath = manifest.BaseModelPath!;
-            if (!Directory.Exists(basePath))
-                throw new FileNotFoundException($"The step scorer's base model folder '{basePath}' is missing. A LoRA scorer references its base model by path; restore the folder or retrain.");
-            var actual = HashModelFolder(basePath);
-            if (actual != manifest.BaseModelSha256)
-                throw new InvalidDataException($"The base model in '{basePath}' has changed since the step scorer was trained (SHA-256 {actual}, expected {manifest.BaseModelSha256}).");
-            var model = ModelCheckpoint.Load(basePath);
+            var model = ModelCheckpoint.Load(LoraBaseFolder(manifest, dir));
             LoraAdapters.Load(model, Path.Combine(dir, "adapters"));
             var tok = ByteLevelBpeTokenizer.FromDirectory(Path.Combine(dir, "adapters"));
             return new StepScorer(model, null, tok, template, manifest.Beta, manifest.Threshold);
@@ -104,6 +88,26 @@ internal static class ScorerBundle
         var reference = ModelCheckpoint.Load(Path.Combine(dir, "reference"));
         var tokenizer = ByteLevelBpeTokenizer.FromDirectory(Path.Combine(dir, "policy"));
         return new StepScorer(policy, reference, tokenizer, template, manifest.Beta, manifest.Threshold);
+    }
+
+    /// <summary>The base model folder of a LoRA scorer: the one embedded in the bundle, or the referenced one once its
+    /// presence and hash are checked.</summary>
+    private static string LoraBaseFolder(ScorerManifest manifest, string dir)
+    {
+        if (manifest.BaseModelPath is null)
+        {
+            var embedded = Path.Combine(dir, EmbeddedBaseFolder);
+            if (!File.Exists(Path.Combine(embedded, ModelCheckpoint.ConfigFile)))
+                throw new InvalidDataException("The LoRA step scorer stored in this model has neither a base model path nor an embedded base model: the model file is corrupted.");
+            return embedded;
+        }
+        var basePath = manifest.BaseModelPath;
+        if (!Directory.Exists(basePath))
+            throw new FileNotFoundException($"The step scorer's base model folder '{basePath}' is missing. A LoRA scorer references its base model by path; restore the folder or retrain.");
+        var actual = HashModelFolder(basePath);
+        if (actual != manifest.BaseModelSha256)
+            throw new InvalidDataException($"The base model in '{basePath}' has changed since the step scorer was trained (SHA-256 {actual}, expected {manifest.BaseModelSha256}).");
+        return basePath;
     }
 
     // A fine-tuned policy is its reference plus small changes: most sign, exponent and high mantissa bits are equal,

@@ -4,13 +4,6 @@ using Microsoft.ML.Transforms;
 
 namespace Microsoft.ML.StepDpo.Scoring;
 
-/// <summary>Settings a saved step-scoring transformer carries in its config column.</summary>
-internal sealed class StepScoringSettings
-{
-    /// <summary>SHA-256 of the scorer bundle (the weights column); the cache key of the loaded models.</summary>
-    public string BundleSha256 { get; set; } = "";
-}
-
 /// <summary>
 /// The stateless custom mapping behind <see cref="StepScoringTransformer"/> (see Persistence/PersistedMapping.cs).
 /// The scorer's weights travel in the zip as one byte vector produced by a ValueMapping, looked up by a key that a
@@ -61,7 +54,7 @@ internal static class StepScoringMapping
     }
 
     public static void MapKey(KeyInput input, KeyOutput output) =>
-        output.Key = LoadedBundles.KeyFor(PersistedMapping.ReadConfig<StepScoringSettings>(input.Config).BundleSha256);
+        output.Key = LoadedBundles.KeyFor(PersistedMapping.ReadConfig<BundleSettings>(input.Config).BundleSha256);
 
     [CustomMappingFactoryAttribute(KeyContractName)]
     public sealed class KeyFactory : CustomMappingFactory<KeyInput, KeyOutput>
@@ -87,7 +80,7 @@ internal static class StepScoringMapping
 
     public static void Map(Input input, Output output)
     {
-        var settings = PersistedMapping.ReadConfig<StepScoringSettings>(input.Config);
+        var settings = PersistedMapping.ReadConfig<BundleSettings>(input.Config);
         var sha = settings.BundleSha256;
         var scorer = LoadedBundles.Resolve(sha, input.Bundle, bytes => Load(bytes, sha), "step scorer");
         var scores = scorer.Score(input.Prompt ?? "", input.Solution ?? "");

@@ -60,7 +60,7 @@ public sealed class StepScoringTransformer : ChainedTransformer
         sha = ScorerBundle.Sha256(bundle);
         StepScoringMapping.Register(sha, scorer);
         var t = mlContext.Transforms;
-        var settings = new StepScoringSettings { BundleSha256 = sha };
+        var settings = new BundleSettings { BundleSha256 = sha };
         IEstimator<ITransformer> key = legacyCarrier
             ? t.Expression(StepScoringMapping.KeyColumn, "x => \"" + LoadedBundles.WeightsKey + "\"", columns.Prompt)
             : t.CustomMapping<StepScoringMapping.KeyInput, StepScoringMapping.KeyOutput>(StepScoringMapping.MapKey, StepScoringMapping.KeyContractName);

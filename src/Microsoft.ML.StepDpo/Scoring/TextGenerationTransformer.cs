@@ -47,7 +47,7 @@ public sealed class TextGenerationTransformer : ChainedTransformer
         IEstimator<ITransformer> mapping = t.CustomMapping<TextGenerationMapping.KeyInput, TextGenerationMapping.KeyOutput>(TextGenerationMapping.MapKey, TextGenerationMapping.KeyContractName)
             .Append(t.Conversion.MapValue(TextGenerationMapping.BundleColumn, new[] { new KeyValuePair<string, byte[]>(LoadedBundles.WeightsKey, bundle) }, TextGenerationMapping.KeyColumn))
             .Append(t.CustomMapping<TextGenerationMapping.Input, TextGenerationMapping.Output>(TextGenerationMapping.Map, TextGenerationMapping.ContractName));
-        return PersistedMapping.Build(t, new StepScoringSettings { BundleSha256 = sha }, TextGenerationMapping.ConfigColumn, promptColumn,
+        return PersistedMapping.Build(t, new BundleSettings { BundleSha256 = sha }, TextGenerationMapping.ConfigColumn, promptColumn,
             new[] { (TextGenerationMapping.PromptColumn, promptColumn) }, mapping,
             new[] { (TextGenerationMapping.TextColumn, outputColumn) }, TextGenerationMapping.InternalColumns);
     }
@@ -130,7 +130,7 @@ internal static class TextGenerationMapping
     }
 
     public static void MapKey(KeyInput input, KeyOutput output) =>
-        output.Key = LoadedBundles.KeyFor(PersistedMapping.ReadConfig<StepScoringSettings>(input.Config).BundleSha256);
+        output.Key = LoadedBundles.KeyFor(PersistedMapping.ReadConfig<BundleSettings>(input.Config).BundleSha256);
 
     [CustomMappingFactoryAttribute(KeyContractName)]
     public sealed class KeyFactory : CustomMappingFactory<KeyInput, KeyOutput>
@@ -152,7 +152,7 @@ internal static class TextGenerationMapping
 
     public static void Map(Input input, Output output)
     {
-        var settings = PersistedMapping.ReadConfig<StepScoringSettings>(input.Config);
+        var settings = PersistedMapping.ReadConfig<BundleSettings>(input.Config);
         var sha = settings.BundleSha256;
         var model = LoadedBundles.Resolve(sha, input.Bundle, bytes =>
         {

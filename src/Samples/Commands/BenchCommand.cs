@@ -40,6 +40,22 @@ internal sealed class BenchCommand : ISampleCommand
         return 0;
     }
 
+    /// <summary>
+    /// Seconds of the fastest of <paramref name="reps"/> runs. Roofs (GEMM, bandwidth) are the best the machine does:
+    /// on a shared machine a mean mixes in other tenants' load, and a lower roof would flatter the ratios against it.
+    /// </summary>
+    private static double FastestSeconds(int reps, Action run)
+    {
+        double best = double.MaxValue;
+        for (int i = 0; i < reps; i++)
+        {
+            var sw = Stopwatch.StartNew();
+            run();
+            best = Math.Min(best, sw.Elapsed.TotalSeconds);
+        }
+        return best;
+    }
+
     private static void RunModel(Dictionary<string, object> r, bool quick)
     {
 
@@ -48,19 +64,10 @@ internal sealed class BenchCommand : ISampleCommand
         using (var scope = torch.NewDisposeScope())
         {
             const int n = 2048;
-            var a = torch.randn(n, n); var b = torch.randn(n, n); var c = torch.empty(n, n);
+            var a = torch.randn(n, n); var b = torch.randn(n, n);
             torch.matmul(a, b);
             int reps = quick ? 3 : 10;
-            // A roof is the best the machine does: the fastest repetition, not the mean (on a shared machine the
-            // mean mixes in other tenants' load, and a lower roof would flatter the ratios measured against it).
-            double best = double.MaxValue;
-            for (int i = 0; i < reps; i++)
-            {
-                var sw = Stopwatch.StartNew();
-                c = torch.matmul(a, b);
-                best = Math.Min(best, sw.Elapsed.TotalSeconds);
-            }
-            gemm = 2.0 * n * n * n / best / 1e9;
+            gemm = 2.0 * n * n * n / FastestSeconds(reps, () => torch.matmul(a, b).Dispose()) / 1e9;
         }
         r["gemm_gflops"] = gemm;
         Console.WriteLine($"fp32 GEMM 2048²: {gemm:F1} GFLOP/s");
@@ -107,14 +114,7 @@ internal sealed class BenchCommand : ISampleCommand
             var src = torch.ones(elems); var dst = torch.empty(elems);
             dst.copy_(src);
             int reps = quick ? 3 : 8;
-            double best = double.MaxValue;   // the fastest repetition, as for the GEMM roof
-            for (int i = 0; i < reps; i++)
-            {
-                var sw = Stopwatch.StartNew();
-                dst.copy_(src);
-                best = Math.Min(best, sw.Elapsed.TotalSeconds);
-            }
-            bw = 2.0 * elems * 4 / best / 1e9;
+            bw = 2.0 * elems * 4 / FastestSeconds(reps, () => dst.copy_(src)) / 1e9;
         }
         r["copy_bandwidth_gbs"] = bw;
         Console.WriteLine($"copy bandwidth: {bw:F1} GB/s");
@@ -128,14 +128,7 @@ internal sealed class BenchCommand : ISampleCommand
             var src = torch.ones(128L << 20);
             src.sum();
             int reps = quick ? 3 : 8;
-            double best = double.MaxValue;
-            for (int i = 0; i < reps; i++)
-            {
-                var sw = Stopwatch.StartNew();
-                src.sum();
-                best = Math.Min(best, sw.Elapsed.TotalSeconds);
-            }
-            readBw = 4.0 * src.numel() / best / 1e9;
+            readBw = 4.0 * src.numel() / FastestSeconds(reps, () => src.sum().Dispose()) / 1e9;
         }
         r["read_bandwidth_gbs"] = readBw;
         Console.WriteLine($"read bandwidth: {readBw:F1} GB/s");

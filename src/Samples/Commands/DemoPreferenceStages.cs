@@ -25,6 +25,9 @@ internal static class DemoPreferenceStages
     {
         /// <summary>The task the problems come from (default <see cref="ArithmeticSftRecipe.DemoTask"/>).</summary>
         public ArithmeticTaskOptions TaskOptions => Task ?? ArithmeticSftRecipe.DemoTask;
+
+        /// <summary>Adapters when <see cref="LoraRank"/> &gt; 0: all projections, α = 2·rank, no dropout.</summary>
+        public LoraSettings Lora => new() { Rank = Math.Max(1, LoraRank), Alpha = 2 * Math.Max(1, LoraRank), Dropout = 0 };
     }
 
     public static Settings For(bool quick) => quick
@@ -90,7 +93,7 @@ internal static class DemoPreferenceStages
             BaseModel = sft, BaseTokenizer = tokenizer, Template = ArithmeticSftRecipe.Prompt, Beta = s.Beta, LearningRate = s.LearningRate,
             Epochs = s.Epochs, BatchSize = s.BatchSize, WarmupRatio = 0.1, Seed = seed, LogInterval = 1, MaxLength = 512, MaxPromptLength = 384,
             MetricsPath = metricsPath, NllWeight = s.NllWeight,
-            UseLora = s.LoraRank > 0, Lora = new LoraSettings { Rank = Math.Max(1, s.LoraRank), Alpha = 2 * Math.Max(1, s.LoraRank), Dropout = 0 },
+            UseLora = s.LoraRank > 0, Lora = s.Lora,
         };
         var trainer = ml.StepDpo().Trainers.StepDpo(options);
         StepScoringTransformer scorer = null!;

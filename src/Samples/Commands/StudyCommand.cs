@@ -2,11 +2,14 @@ using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using Microsoft.ML;
 using Microsoft.ML.StepDpo;
 using Microsoft.ML.StepDpo.Answers;
 using Microsoft.ML.StepDpo.Modeling;
+using Microsoft.ML.StepDpo.Modeling.Tokenization;
 using Microsoft.ML.StepDpo.Tasks;
+using Microsoft.ML.StepDpo.Training;
 using Spectre.Console;
 using TorchSharp;
 
@@ -162,13 +165,13 @@ internal sealed class StudyCommand : ISampleCommand
         public string response { get; set; } = "";
     }
 
-    private static Qwen2ForCausalLM TrainOnChosen(Qwen2ForCausalLM sft, Microsoft.ML.StepDpo.Modeling.Tokenization.ByteLevelBpeTokenizer tokenizer,
+    private static Qwen2ForCausalLM TrainOnChosen(Qwen2ForCausalLM sft, ByteLevelBpeTokenizer tokenizer,
         string stepPairsPath, int rows, DemoPreferenceStages.Settings s, int seed)
     {
         var template = ArithmeticSftRecipe.Prompt;
         var examples = File.ReadLines(stepPairsPath).Take(rows).Select(line =>
         {
-            var o = System.Text.Json.Nodes.JsonNode.Parse(line)!;
+            var o = JsonNode.Parse(line)!;
             // The SFT trainer's prompt is the filled template without the separator; the response carries it.
             return new ChosenRow
             {
@@ -177,17 +180,17 @@ internal sealed class StudyCommand : ISampleCommand
             };
         }).ToList();
         var ml = new MLContext(seed);
-        var options = new Microsoft.ML.StepDpo.Training.SftTrainer.Options
+        var options = new SftTrainer.Options
         {
             BaseModel = sft, BaseTokenizer = tokenizer, Template = template, LearningRate = s.LearningRate, Epochs = s.Epochs,
             BatchSize = s.BatchSize, WarmupRatio = 0.1, Seed = seed, MaxLength = 512,
-            UseLora = s.LoraRank > 0, Lora = new Microsoft.ML.StepDpo.Training.LoraSettings { Rank = Math.Max(1, s.LoraRank), Alpha = 2 * Math.Max(1, s.LoraRank), Dropout = 0 },
+            UseLora = s.LoraRank > 0, Lora = s.Lora,
         };
         var transformer = ml.StepDpo().Trainers.Sft(options).Fit(ml.Data.LoadFromEnumerable(examples));
         return transformer.Model;
     }
 
-    private static (double HeldOut, double Source) Evaluate(Qwen2ForCausalLM model, Microsoft.ML.StepDpo.Modeling.Tokenization.ByteLevelBpeTokenizer tokenizer,
+    private static (double HeldOut, double Source) Evaluate(Qwen2ForCausalLM model, ByteLevelBpeTokenizer tokenizer,
         IReadOnlyList<EvaluationProblem> heldOut, IReadOnlyList<EvaluationProblem> source)
     {
         var h = GreedyAccuracy.Evaluate(model, tokenizer, ArithmeticSftRecipe.Prompt, heldOut, batchSize: 64, maxNewTokens: 160);

@@ -114,7 +114,7 @@ public sealed class WeightCarrierTests
     {
         var scorer = TinyScorer(31);
         const string sha = "test-mid-row-clear";
-        var config = PersistedMapping.ConfigExpression(new StepScoringSettings { BundleSha256 = sha });
+        var config = PersistedMapping.ConfigExpression(new BundleSettings { BundleSha256 = sha });
         var encoded = config[(config.IndexOf('"') + 1)..config.LastIndexOf('"')];
         StepScoringMapping.Register(sha, scorer);
 
