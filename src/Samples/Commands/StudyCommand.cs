@@ -33,7 +33,8 @@ internal sealed class StudyCommand : ISampleCommand
         var maxSteps = new Option<int>("--max-steps") { Description = "Override the demo task's most steps (0 = the demo task's)." };
         var runs = new Option<string[]>("--run")
         {
-            Description = "One training run: 'step|dpo|rft[,lr=2e-5][,epochs=3][,beta=0.4][,nll=0][,pairs=budget|all|N][,batch=8][,lora=RANK]'. Repeatable.",
+            Description = "One training run: 'step|dpo|rft[,lr=2e-5][,epochs=3][,beta=0.4][,nll=0][,pairs=budget|all|N][,batch=8][,lora=RANK][,cut=whole|first]'. " +
+                "cut=first ends each rejected response at its first character that differs from the chosen one. Repeatable.",
             AllowMultipleArgumentsPerToken = true,
         };
         var cmd = new Command("study", "Train Step-DPO / DPO under several settings on one seed's pairs and evaluate each (the README's investigation).")
@@ -51,7 +52,7 @@ internal sealed class StudyCommand : ISampleCommand
         return cmd;
     }
 
-    internal sealed record RunSpec(string Method, double LearningRate, int Epochs, double Beta, double NllWeight, string Pairs, int BatchSize, int LoraRank = 0)
+    internal sealed record RunSpec(string Method, double LearningRate, int Epochs, double Beta, double NllWeight, string Pairs, int BatchSize, int LoraRank = 0, string Cut = "whole")
     {
         public static RunSpec Parse(string text)
         {
@@ -72,6 +73,7 @@ internal sealed class StudyCommand : ISampleCommand
                     "pairs" => spec with { Pairs = v },
                     "batch" => spec with { BatchSize = (int)d() },
                     "lora" => spec with { LoraRank = (int)d() },
+                    "cut" when v is "whole" or "first" => spec with { Cut = v },
                     _ => throw new ArgumentException($"Unknown setting '{k}' in '{text}'."),
                 };
             }
@@ -79,7 +81,7 @@ internal sealed class StudyCommand : ISampleCommand
         }
 
         public override string ToString() => string.Create(CultureInfo.InvariantCulture,
-            $"{Method} lr={LearningRate:G3} ep={Epochs} β={Beta} nll={NllWeight} pairs={Pairs} batch={BatchSize}{(LoraRank > 0 ? $" lora={LoraRank}" : "")}");
+            $"{Method} lr={LearningRate:G3} ep={Epochs} β={Beta} nll={NllWeight} pairs={Pairs} batch={BatchSize}{(LoraRank > 0 ? $" lora={LoraRank}" : "")}{(Cut == "first" ? " cut=first" : "")}");
     }
 
     private static int Run(string output, int seed, int problemCount, int heldOutCount, string? sftDir, string[] runTexts, ArithmeticTaskOptions task)
@@ -109,11 +111,14 @@ internal sealed class StudyCommand : ISampleCommand
         // The problems the pairs came from (same generator call as stage b), and the held-out ones.
         var source = ArithmeticTask.Generate(task, problemCount, seed: 1000 + seed, TaskSplit.Train)
             .Select(p => new EvaluationProblem(p.Question, p.Answer.ToString(CultureInfo.InvariantCulture))).ToList();
-        var heldOut = ArithmeticSftRecipe.HeldOut(task, heldOutCount, DemoCommand.HeldOutSeed(seed));
+        var heldOutProblems = ArithmeticTask.Generate(task, heldOutCount, DemoCommand.HeldOutSeed(seed), TaskSplit.HeldOut);
+        var heldOut = heldOutProblems.Select(p => new EvaluationProblem(p.Question, p.Answer.ToString(CultureInfo.InvariantCulture))).ToList();
+        var gold = heldOutProblems.Select(p => p.Steps).ToList();
 
         string resultsPath = Path.Combine(output, "study.jsonl");
-        var (sftHeld, sftSource) = Evaluate(sft, tokenizer, heldOut, source);
-        Append(resultsPath, new { seed, problems = problemCount, method = "sft", heldout = sftHeld, source = sftSource });
+        var (sftHeld, sftSource, sftErrors) = Evaluate(sft, tokenizer, heldOut, source, gold);
+        Append(resultsPath, new { seed, problems = problemCount, method = "sft", heldout = sftHeld, source = sftSource, heldout_errors = sftErrors });
+        AnsiConsole.MarkupLine($"SFT held-out errors: {Describe(sftErrors)}");
         AnsiConsole.MarkupLine(string.Create(CultureInfo.InvariantCulture, $"SFT: held-out {sftHeld * 100:F1}%, source problems {sftSource * 100:F1}%"));
 
         foreach (var spec in specs)
@@ -133,30 +138,56 @@ internal sealed class StudyCommand : ISampleCommand
                 // Control: plain SFT on the chosen side of the same step pairs (the rectified solution, whole, then
                 // EOS), same optimizer settings: does fine-tuning on these few examples move held-out accuracy at all?
                 using var tuned = TrainOnChosen(sft, tokenizer, stepPath, n, s, seed);
-                var (h, src2) = Evaluate(tuned, tokenizer, heldOut, source);
+                var (h, src2, errors2) = Evaluate(tuned, tokenizer, heldOut, source, gold);
                 Append(resultsPath, new { seed, problems = problemCount, method = spec.Method, lr = spec.LearningRate, epochs = spec.Epochs,
-                    batch = spec.BatchSize, lora = spec.LoraRank, pairs = n, heldout = h, source = src2, seconds = clock.Elapsed.TotalSeconds });
+                    batch = spec.BatchSize, lora = spec.LoraRank, pairs = n, heldout = h, source = src2, heldout_errors = errors2, seconds = clock.Elapsed.TotalSeconds });
+                AnsiConsole.MarkupLine($"  held-out errors: {Describe(errors2)}");
                 AnsiConsole.MarkupLine(string.Create(CultureInfo.InvariantCulture,
                     $"[bold]{Markup.Escape(spec.ToString())}[/] ({n} chosen solutions): held-out {h * 100:F1}% (SFT {sftHeld * 100:F1}%), source {src2 * 100:F1}% (SFT {sftSource * 100:F1}%)"));
                 continue;
             }
+            if (spec.Cut == "first") path = CutAtFirstDifference(path, Path.Combine(output, "cut-" + Path.GetFileName(path)));
             var trained = DemoPreferenceStages.Train(spec.ToString(), sft, tokenizer, path, n, s, seed, Path.Combine(output, "metrics-last.jsonl"));
             using var policy = trained.Scorer.Scorer.Policy;
-            var (held, src) = Evaluate(policy, tokenizer, heldOut, source);
+            var (held, src, errors) = Evaluate(policy, tokenizer, heldOut, source, gold);
             var lastEpoch = trained.History.Skip(trained.History.Count * (spec.Epochs - 1) / Math.Max(1, spec.Epochs)).ToList();
             double Mean(string key) => lastEpoch.Count == 0 ? double.NaN : lastEpoch.Average(h => h.GetValueOrDefault(key));
             Append(resultsPath, new
             {
                 seed, problems = problemCount, method = spec.Method, lr = spec.LearningRate, epochs = spec.Epochs, beta = spec.Beta, nll = spec.NllWeight,
-                batch = spec.BatchSize, lora = spec.LoraRank, pairs = n, heldout = held, source = src, seconds = clock.Elapsed.TotalSeconds,
+                batch = spec.BatchSize, lora = spec.LoraRank, cut = spec.Cut, pairs = n, heldout = held, source = src, heldout_errors = errors, seconds = clock.Elapsed.TotalSeconds,
                 last_epoch_margin = Mean("rewards/margins"), last_epoch_accuracy = Mean("rewards/accuracies"),
                 last_epoch_chosen = Mean("rewards/chosen"), last_epoch_rejected = Mean("rewards/rejected"),
             });
             AnsiConsole.MarkupLine(string.Create(CultureInfo.InvariantCulture,
                 $"[bold]{Markup.Escape(spec.ToString())}[/] ({n} pairs): held-out {held * 100:F1}% (SFT {sftHeld * 100:F1}%), source {src * 100:F1}% (SFT {sftSource * 100:F1}%); " +
                 $"last epoch margin {Mean("rewards/margins"):F3}, acc {Mean("rewards/accuracies"):F2}, chosen {Mean("rewards/chosen"):F3}, rejected {Mean("rewards/rejected"):F3}"));
+            AnsiConsole.MarkupLine($"  held-out errors: {Describe(errors)}");
         }
         return 0;
+    }
+
+    /// <summary>
+    /// The "which tokens of the rejected side do the harm" probe: every rejected response is cut just after its
+    /// first character that differs from the chosen one. The shared prefix has the same log-probability under
+    /// both sides, so the preference then acts on the first wrong token only, not on the (often correct)
+    /// arithmetic that follows it. With the character-level tokenizer a character is a token.
+    /// </summary>
+    internal static string CutAtFirstDifference(string source, string destination)
+    {
+        using var writer = new StreamWriter(destination);
+        foreach (var line in File.ReadLines(source))
+        {
+            var o = JsonNode.Parse(line)!.AsObject();
+            string chosen = o["chosen"]!.GetValue<string>(), rejected = o["rejected"]!.GetValue<string>();
+            int i = 0;
+            while (i < chosen.Length && i < rejected.Length && chosen[i] == rejected[i]) i++;
+            if (i == rejected.Length)
+                throw new InvalidDataException($"A rejected response is a prefix of its chosen one: '{rejected}' / '{chosen}'.");
+            o["rejected"] = rejected[..(i + 1)];
+            writer.WriteLine(o.ToJsonString());
+        }
+        return destination;
     }
 
     private sealed class ChosenRow
@@ -190,13 +221,17 @@ internal sealed class StudyCommand : ISampleCommand
         return transformer.Model;
     }
 
-    private static (double HeldOut, double Source) Evaluate(Qwen2ForCausalLM model, ByteLevelBpeTokenizer tokenizer,
-        IReadOnlyList<EvaluationProblem> heldOut, IReadOnlyList<EvaluationProblem> source)
+    private static (double HeldOut, double Source, Dictionary<string, int> HeldOutErrors) Evaluate(Qwen2ForCausalLM model, ByteLevelBpeTokenizer tokenizer,
+        IReadOnlyList<EvaluationProblem> heldOut, IReadOnlyList<EvaluationProblem> source, IReadOnlyList<IReadOnlyList<string>> heldOutGold)
     {
         var h = GreedyAccuracy.Evaluate(model, tokenizer, ArithmeticSftRecipe.Prompt, heldOut, batchSize: 64, maxNewTokens: 160);
         var s = GreedyAccuracy.Evaluate(model, tokenizer, ArithmeticSftRecipe.Prompt, source, batchSize: 64, maxNewTokens: 160);
-        return (h.Metrics.Accuracy, s.Metrics.Accuracy);
+        var errors = ArithmeticErrorAnatomy.Count(heldOutGold, h.Solutions.Select(x => (x.Solution, x.Correct)).ToList());
+        return (h.Metrics.Accuracy, s.Metrics.Accuracy, errors);
     }
+
+    private static string Describe(Dictionary<string, int> errors) =>
+        string.Join(", ", errors.Where(kv => kv.Value > 0).Select(kv => $"{kv.Key} {kv.Value}"));
 
     private static void Append(string path, object row) => File.AppendAllText(path, JsonSerializer.Serialize(row) + "\n");
 }

@@ -82,7 +82,7 @@ public sealed class DemoSftAssetTests
         try
         {
             var (code, output) = FreshProcess.RunSamples("study", "--problems", "16", "--heldout", "16", "--output", dir,
-                "--run", "step,epochs=1", "--run", "dpo,epochs=1,lr=1e-5,pairs=3", "--run", "rft,epochs=1,pairs=2");
+                "--run", "step,epochs=1,cut=first", "--run", "dpo,epochs=1,lr=1e-5,pairs=3", "--run", "rft,epochs=1,pairs=2");
             Assert.AreEqual(0, code, output);
             var rows = File.ReadAllLines(Path.Combine(dir, "study.jsonl")).Select(l => JsonNode.Parse(l)!).ToList();
             CollectionAssert.AreEqual(new[] { "sft", "step", "dpo", "rft" }, rows.Select(r => r["method"]!.GetValue<string>()).ToArray(), output);
@@ -93,7 +93,23 @@ public sealed class DemoSftAssetTests
             Assert.AreEqual(1e-5, rows[2]["lr"]!.GetValue<double>());
             Assert.AreEqual(Math.Min(2, stepPairs), rows[3]["pairs"]!.GetValue<int>(), "the SFT control trains on chosen solutions of the step pairs");
             foreach (var r in rows)
+            {
                 Assert.IsTrue(r["heldout"]!.GetValue<double>() is >= 0 and <= 1 && r["source"]!.GetValue<double>() is >= 0 and <= 1, r.ToJsonString());
+                // Every wrong held-out solution is classified exactly once.
+                int wrong = (int)Math.Round((1 - r["heldout"]!.GetValue<double>()) * 16);
+                Assert.AreEqual(wrong, r["heldout_errors"]!.AsObject().Sum(kv => kv.Value!.GetValue<int>()), r.ToJsonString());
+            }
+            Assert.AreEqual("first", rows[1]["cut"]!.GetValue<string>());
+
+            // cut=first: each rejected response is the chosen one's common prefix plus one differing character.
+            var cut = File.ReadAllLines(Path.Combine(dir, "cut-step-pairs-seed1.jsonl")).Select(l => JsonNode.Parse(l)!).ToList();
+            Assert.AreEqual(stepPairs, cut.Count);
+            foreach (var row in cut)
+            {
+                string chosen = row["chosen"]!.GetValue<string>(), rejected = row["rejected"]!.GetValue<string>();
+                Assert.IsTrue(chosen.StartsWith(rejected[..^1], StringComparison.Ordinal), row.ToJsonString());
+                Assert.IsTrue(chosen.Length < rejected.Length || chosen[rejected.Length - 1] != rejected[^1], row.ToJsonString());
+            }
 
             // A bad run is refused before any work, with the offending text.
             var (bad, badOutput) = FreshProcess.RunSamples("study", "--problems", "16", "--output", dir, "--run", "step,lr");
