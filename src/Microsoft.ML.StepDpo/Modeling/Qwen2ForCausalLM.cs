@@ -261,8 +261,7 @@ internal sealed class Qwen2ForCausalLM : nn.Module
         lm_head is null ? InferenceLinear.Linear(hidden, model.Embedding.Weight, null) : lm_head.forward(hidden);
 
     /// <summary>
-    /// log p(targets[b,t] | inputs[b,≤t]) as fp32 [B,T]: the target logit minus logsumexp over the
-    /// vocabulary, so no full log-softmax tensor is materialized.
+    /// log p(targets[b,t] | inputs[b,≤t]) as fp32 [B,T] (see <see cref="GatherLogProbs"/>).
     /// </summary>
     internal Tensor TokenLogProbs(Tensor inputIds, Tensor targets, Tensor? positionIds = null, Tensor? attentionMask = null)
     {
@@ -271,14 +270,32 @@ internal sealed class Qwen2ForCausalLM : nn.Module
         return GatherLogProbs(logits, targets).MoveToOuterDisposeScope();
     }
 
-    /// <summary>log_softmax(logits)[..., target] in fp32, for logits [..., V] and targets [...].</summary>
-    internal static Tensor GatherLogProbs(Tensor logits, Tensor targets)
+    /// <summary>
+    /// log_softmax(logits)[..., target] in fp32, for logits [..., V] and targets [...]. Two exact formulations,
+    /// chosen by cost: under autograd, log_softmax then gather, whose backward is one fused pass over the saved
+    /// output (about half the time of logsumexp's backward, which recomputes the exponentials — measured in
+    /// docs/benchmarks.md); without autograd, the target logit minus logsumexp, which never materializes a
+    /// [..., V] result. Tests hold the two to each other and to a double-precision reference.
+    /// </summary>
+    internal static Tensor GatherLogProbs(Tensor logits, Tensor targets) =>
+        torch.is_grad_enabled() && logits.requires_grad ? GatherViaLogSoftmax(logits, targets) : GatherViaLogSumExp(logits, targets);
+
+    internal static Tensor GatherViaLogSoftmax(Tensor logits, Tensor targets)
     {
         using var scope = torch.NewDisposeScope();
-        var l = logits.dtype == ScalarType.Float32 || logits.dtype == ScalarType.Float64 ? logits : logits.to(ScalarType.Float32);
+        return AtLeastFloat32(logits).log_softmax(-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1).MoveToOuterDisposeScope();
+    }
+
+    internal static Tensor GatherViaLogSumExp(Tensor logits, Tensor targets)
+    {
+        using var scope = torch.NewDisposeScope();
+        var l = AtLeastFloat32(logits);
         var picked = l.gather(-1, targets.unsqueeze(-1)).squeeze(-1);
         return (picked - l.logsumexp(-1, keepdim: false)).MoveToOuterDisposeScope();
     }
+
+    private static Tensor AtLeastFloat32(Tensor t) =>
+        t.dtype == ScalarType.Float32 || t.dtype == ScalarType.Float64 ? t : t.to(ScalarType.Float32);
 
     /// <summary>Boolean [1,1,T,offset+T]: query i (absolute offset+i) sees keys 0..offset+i (bottom-right aligned).</summary>
     internal static Tensor CausalMask(long T, long offset, Device device)

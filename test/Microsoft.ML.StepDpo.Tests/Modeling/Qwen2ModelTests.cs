@@ -153,6 +153,43 @@ public sealed class Qwen2ModelTests
     }
 
     [TestMethod]
+    [DataRow(ScalarType.Float32)]
+    [DataRow(ScalarType.BFloat16)]
+    public void BothLogProbFormulationsEqualADoublePrecisionReference(ScalarType dtype)
+    {
+        using var scope = torch.NewDisposeScope();
+        torch.manual_seed(11);
+        var logits = (torch.randn(3, 5, 97) * 4).to(dtype);
+        var targets = torch.randint(0, 97, new long[] { 3, 5 });
+        var upstream = torch.randn(3, 5);   // per-token weights, as a preference loss applies them
+        var reference = logits.to(ScalarType.Float64).log_softmax(-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1);
+        // Reference gradient in fp64: (one-hot − softmax), weighted per token by the upstream gradient.
+        var probs = logits.to(ScalarType.Float64).softmax(-1);
+        var oneHot = torch.zeros_like(probs).scatter_(-1, targets.unsqueeze(-1), torch.ones(3, 5, 1, dtype: ScalarType.Float64));
+        var referenceGrad = (oneHot - probs) * upstream.to(ScalarType.Float64).unsqueeze(-1);
+
+        foreach (var (name, gather) in new (string, Func<Tensor, Tensor, Tensor>)[]
+                 { ("log_softmax", Qwen2ForCausalLM.GatherViaLogSoftmax), ("logsumexp", Qwen2ForCausalLM.GatherViaLogSumExp) })
+        {
+            var leaf = logits.detach().clone().requires_grad_(true);
+            var lp = gather(leaf, targets);
+            Assert.AreEqual(ScalarType.Float32, lp.dtype, name);
+            Assert.IsLessThan(2e-5, MaxAbsDiff(lp, reference.to(ScalarType.Float32)), name);
+            (lp * upstream).sum().backward();
+            // fp32 gradients to 1e-5; a bf16 leaf's gradient is stored in bf16, so within one bf16 rounding (2^-8 relative).
+            var err = (leaf.grad!.to(ScalarType.Float64) - referenceGrad).abs();
+            var tol = dtype == ScalarType.BFloat16 ? referenceGrad.abs() * Math.Pow(2, -8) + 1e-6 : torch.full_like(referenceGrad, 1e-5);
+            Assert.IsTrue(err.le(tol).all().item<bool>(), $"{name}: max gradient error {err.max().item<double>()}");
+        }
+
+        // The dispatcher: with autograd it returns the log_softmax form, without it the logsumexp one; equal values.
+        var tracked = Qwen2ForCausalLM.GatherLogProbs(logits.detach().clone().requires_grad_(true), targets);
+        Tensor untracked;
+        using (torch.no_grad()) untracked = Qwen2ForCausalLM.GatherLogProbs(logits, targets);
+        Assert.IsLessThan(2e-5, MaxAbsDiff(tracked, untracked));
+    }
+
+    [TestMethod]
     public void GradientCheckpointingGivesTheSameGradients()
     {
         using var scope = torch.NewDisposeScope();
