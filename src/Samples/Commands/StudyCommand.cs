@@ -31,6 +31,8 @@ internal sealed class StudyCommand : ISampleCommand
         var sftModel = new Option<DirectoryInfo?>("--sft-model") { Description = "SFT model folder (default: the committed one)." };
         var minSteps = new Option<int>("--min-steps") { Description = "Override the demo task's fewest steps (0 = the demo task's)." };
         var maxSteps = new Option<int>("--max-steps") { Description = "Override the demo task's most steps (0 = the demo task's)." };
+        var maxValue = new Option<int>("--max-value") { Description = "Override the demo task's bound on every computed number (0 = the demo task's)." };
+        var maxAddend = new Option<int>("--max-addend") { Description = "Override the demo task's largest added/taken number (0 = the demo task's)." };
         var runs = new Option<string[]>("--run")
         {
             Description = "One training run: 'step|dpo|rft[,lr=2e-5][,epochs=3][,beta=0.4][,nll=0][,pairs=budget|all|N][,batch=8][,lora=RANK][,cut=whole|first]'. " +
@@ -39,13 +41,15 @@ internal sealed class StudyCommand : ISampleCommand
         };
         var cmd = new Command("study", "Train Step-DPO / DPO under several settings on one seed's pairs and evaluate each (the README's investigation).")
         {
-            output, seed, problems, heldOut, sftModel, runs, minSteps, maxSteps,
+            output, seed, problems, heldOut, sftModel, runs, minSteps, maxSteps, maxValue, maxAddend,
         };
         cmd.SetAction(p =>
         {
             var task = ArithmeticSftRecipe.DemoTask;
             if (p.GetValue(minSteps) > 0) task.MinSteps = p.GetValue(minSteps);
             if (p.GetValue(maxSteps) > 0) task.MaxSteps = p.GetValue(maxSteps);
+            if (p.GetValue(maxValue) > 0) task.MaxValue = p.GetValue(maxValue);
+            if (p.GetValue(maxAddend) > 0) task.MaxAddend = p.GetValue(maxAddend);
             return Run(p.GetValue(output)!.FullName, p.GetValue(seed), p.GetValue(problems), p.GetValue(heldOut),
                 p.GetValue(sftModel)?.FullName, p.GetValue(runs) ?? Array.Empty<string>(), task);
         });
