@@ -50,6 +50,7 @@ internal sealed class TrainingLoop<TExample>
         int total = stepsPerEpoch * o.Epochs;
         int warmup = CosineSchedule.WarmupSteps(total, o.WarmupRatio);
 
+        if (o.RetainFreedNativeMemory) Modeling.NativeHeap.RetainFreedMemory();
         var trainable = _model.TrainableParameters().ToList();
         if (trainable.Count == 0) throw new InvalidOperationException("The model has no trainable parameters.");
         var decay = trainable.Where(p => p.dim() >= 2).ToList();

@@ -19,6 +19,8 @@ internal sealed class TrainingLoopOptions
     public int LogInterval { get; set; } = 10;
     /// <summary>Optional JSONL file that receives one metrics record per log interval.</summary>
     public string? MetricsPath { get; set; }
+    /// <summary>Keep freed native memory for reuse (<see cref="Modeling.NativeHeap"/>); default true.</summary>
+    public bool RetainFreedNativeMemory { get; set; } = true;
     public Action<string>? Log { get; set; }
     public IProgress<TrainingProgress>? Progress { get; set; }
     public CancellationToken CancellationToken { get; set; }

@@ -22,15 +22,23 @@ internal sealed class BenchCommand : ISampleCommand
             Description = "Which measurements: model (GEMM, training MFU, decoding), stepdpo (prefix sharing + reference cache vs the plain path).",
             DefaultValueFactory = _ => new[] { "model", "stepdpo", "scorer" }, AllowMultipleArgumentsPerToken = true,
         };
-        var cmd = new Command("bench", "Benchmark training MFU, decoding bandwidth use and Step-DPO's fast path; writes JSON.") { output, quick, sections };
-        cmd.SetAction(p => Run(p.GetValue(output)!, p.GetValue(quick), p.GetValue(sections)!));
+        var nativeHeap = new Option<string>("--native-heap")
+        {
+            Description = "retain: keep freed native memory for reuse, as the trainers do (default); default: glibc's own behaviour, for comparison.",
+            DefaultValueFactory = _ => "retain",
+        };
+        nativeHeap.AcceptOnlyFromAmong("retain", "default");
+        var cmd = new Command("bench", "Benchmark training MFU, decoding bandwidth use and Step-DPO's fast path; writes JSON.") { output, quick, sections, nativeHeap };
+        cmd.SetAction(p => Run(p.GetValue(output)!, p.GetValue(quick), p.GetValue(sections)!, p.GetValue(nativeHeap) == "retain"));
         return cmd;
     }
 
-    private static int Run(FileInfo output, bool quick, string[] sections)
+    private static int Run(FileInfo output, bool quick, string[] sections, bool retainNativeMemory)
     {
         TorchRuntime.EnsureLoaded();
         var r = new Dictionary<string, object> { ["threads"] = torch.get_num_threads(), ["device"] = "cpu" };
+        // The trainers keep freed native memory for reuse by default (NativeHeap); measure what they run.
+        r["native_heap_retained"] = retainNativeMemory && NativeHeap.RetainFreedMemory();
         if (sections.Contains("model")) RunModel(r, quick);
         if (sections.Contains("stepdpo")) StepDpoBenchmark.Run(r, quick);
         if (sections.Contains("scorer")) ScorerLoadBenchmark.Run(r);
