@@ -26,7 +26,8 @@ internal static class NativeHeap
 
     /// <summary>
     /// Process-wide: allocations no longer get their own mmap, the heap is never trimmed below 2 GiB of free
-    /// space, and it grows 64 MiB beyond each request. Returns false (and changes nothing) where the C library is not glibc or the OS is not Linux.
+    /// space, and it grows 64 MiB beyond each request. Returns false (and changes nothing) where the C library is
+    /// not glibc or the OS is not Linux.
     /// </summary>
     public static bool RetainFreedMemory()
     {

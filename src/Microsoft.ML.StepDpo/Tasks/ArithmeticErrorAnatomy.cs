@@ -27,9 +27,13 @@ internal static partial class ArithmeticErrorAnatomy
     private static Eq? Parse(string step)
     {
         var m = Equation().Match(step);
-        if (!m.Success) return null;
-        long L(int i) => long.Parse(m.Groups[i].Value, CultureInfo.InvariantCulture);
-        return new Eq(L(1), m.Groups[2].Value[0], L(3), L(4));
+        // A number too long for a long (a runaway model output) counts as malformed.
+        if (!m.Success
+            || !long.TryParse(m.Groups[1].Value, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out long a)
+            || !long.TryParse(m.Groups[3].Value, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out long b)
+            || !long.TryParse(m.Groups[4].Value, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out long c))
+            return null;
+        return new Eq(a, m.Groups[2].Value[0], b, c);
     }
 
     /// <summary>

@@ -20,6 +20,11 @@ internal sealed class NativeHeapCheckCommand : ISampleCommand
         cmd.Hidden = true;
         cmd.SetAction(p =>
         {
+            if (!OperatingSystem.IsLinux())
+            {
+                Console.Error.WriteLine("native-heap-check reads /proc/self/stat and tests a glibc setting: Linux only.");
+                return 2;
+            }
             TorchRuntime.EnsureLoaded();
             bool retaining = p.GetValue(retain) && NativeHeap.RetainFreedMemory();
             // A small model with a large vocabulary, so that each step allocates and frees blocks of 32 MiB (logits,

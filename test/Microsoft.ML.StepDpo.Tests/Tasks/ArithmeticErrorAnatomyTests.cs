@@ -18,6 +18,7 @@ public sealed class ArithmeticErrorAnatomyTests
     [DataRow("9+7=15.", "reading+slip")]
     [DataRow("9-7=", "malformed")]
     [DataRow("nine minus seven", "malformed")]
+    [DataRow("9-7=99999999999999999999999.", "malformed")]
     public void ClassifiesTheFirstStepThatLeavesTheGoldChain(string second, string expected) =>
         Assert.AreEqual(expected, ArithmeticErrorAnatomy.Classify(Gold, Solution("6+3=9.", second)));
 
