@@ -90,8 +90,11 @@ internal static class ArithmeticSftRecipe
 
     /// <summary>Held-out problems as evaluation items (question, reference answer).</summary>
     public static IReadOnlyList<EvaluationProblem> HeldOut(ArithmeticTaskOptions task, int count, int seed) =>
-        ArithmeticTask.Generate(task, count, seed, TaskSplit.HeldOut)
-            .Select(p => new EvaluationProblem(p.Question, p.Answer.ToString(CultureInfo.InvariantCulture))).ToList();
+        ForEvaluation(ArithmeticTask.Generate(task, count, seed, TaskSplit.HeldOut));
+
+    /// <summary>Problems as evaluation items (question, reference answer).</summary>
+    public static IReadOnlyList<EvaluationProblem> ForEvaluation(IEnumerable<ArithmeticProblem> problems) =>
+        problems.Select(p => new EvaluationProblem(p.Question, p.Answer.ToString(CultureInfo.InvariantCulture))).ToList();
 
     /// <summary>Creates the model and trains it from scratch; the caller owns the returned model.</summary>
     /// <param name="settings">What to train.</param>

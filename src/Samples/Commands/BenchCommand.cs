@@ -183,18 +183,18 @@ internal sealed class BenchCommand : ISampleCommand
             InferenceLinear.Bf16KernelEnabled = false;
             try { b1Plain = Decode(1); }
             finally { InferenceLinear.Bf16KernelEnabled = true; }
-            double bound = bw * 1e9 / weightBytes;
+            double bound = bw * 1e9 / weightBytes, fraction = Median(fractions);
             r["decode_weight_bytes"] = weightBytes;
             r["decode_tokens_per_s_b1"] = b1;
             r["decode_tokens_per_s_b1_runs"] = b1Runs;
             r["decode_tokens_per_s_b1_plain"] = b1Plain;
             r["decode_tokens_per_s_b32"] = b32;
             r["decode_bound_tokens_per_s"] = bound;
-            r["decode_bandwidth_fraction"] = Median(fractions);
+            r["decode_bandwidth_fraction"] = fraction;
             r["decode_bandwidth_fraction_per_run"] = fractions;
             r["decode_read_bandwidth_fraction"] = b1 * weightBytes / (readBw * 1e9);
             Console.WriteLine($"decode Qwen2-0.5B bf16 ({weightBytes / 1e9:F2} GB): b1 {b1:F2} tok/s (plain torch {b1Plain:F2}), b32 {b32:F1} tok/s; " +
-                              $"bound {bound:F2} tok/s at {bw:F1} GB/s copy; fraction {Median(fractions):F2} (median of {fractions.Count} runs, each against its own copy probe; " +
+                              $"bound {bound:F2} tok/s at {bw:F1} GB/s copy; fraction {fraction:F2} (median of {fractions.Count} runs, each against its own copy probe; " +
                               $"{fractions.Min():F2}–{fractions.Max():F2}); {b1 * weightBytes / (readBw * 1e9):F2} of the read bandwidth");
         }
     }

@@ -113,10 +113,9 @@ internal sealed class StudyCommand : ISampleCommand
         AnsiConsole.MarkupLine($"pairs: {stepPairs} step, {answerPairs} answer (budget {budget})");
 
         // The problems the pairs came from (same generator call as stage b), and the held-out ones.
-        var source = ArithmeticTask.Generate(task, problemCount, seed: 1000 + seed, TaskSplit.Train)
-            .Select(p => new EvaluationProblem(p.Question, p.Answer.ToString(CultureInfo.InvariantCulture))).ToList();
+        var source = ArithmeticSftRecipe.ForEvaluation(ArithmeticTask.Generate(task, problemCount, seed: 1000 + seed, TaskSplit.Train));
         var heldOutProblems = ArithmeticTask.Generate(task, heldOutCount, DemoCommand.HeldOutSeed(seed), TaskSplit.HeldOut);
-        var heldOut = heldOutProblems.Select(p => new EvaluationProblem(p.Question, p.Answer.ToString(CultureInfo.InvariantCulture))).ToList();
+        var heldOut = ArithmeticSftRecipe.ForEvaluation(heldOutProblems);
         var gold = heldOutProblems.Select(p => p.Steps).ToList();
 
         string resultsPath = Path.Combine(output, "study.jsonl");

@@ -138,16 +138,7 @@ public sealed partial class KillAndResumeTests
 
     // In process, with the toy model: what a kill can leave behind in the checkpoint folder.
 
-    private static List<TokenizedPair> Pairs(int n, int seed)
-    {
-        var rng = new Random(seed);
-        int[] R(int k) => Enumerable.Range(0, k).Select(_ => rng.Next(1, 40)).ToArray();
-        return Enumerable.Range(0, n).Select(_ =>
-        {
-            var ctx = R(rng.Next(3, 10));
-            return new TokenizedPair(ctx.Concat(R(rng.Next(1, 5))).ToArray(), ctx.Length, ctx.Concat(R(rng.Next(1, 5))).ToArray(), ctx.Length);
-        }).ToList();
-    }
+    private static List<TokenizedPair> Pairs(int n, int seed) => TrainingLoopTests.Pairs(n, seed);
 
     private static TrainingLoopOptions LoopOptions(string? dir) => new()
     {

@@ -7,7 +7,8 @@ namespace Microsoft.ML.StepDpo.Tests.Training;
 [TestClass]
 public sealed class TrainingLoopTests
 {
-    private static List<TokenizedPair> Pairs(int n, int seed)
+    /// <summary>Random toy pairs with a shared context (also used by the kill-and-resume tests).</summary>
+    internal static List<TokenizedPair> Pairs(int n, int seed)
     {
         var rng = new Random(seed);
         int[] R(int k) => Enumerable.Range(0, k).Select(_ => rng.Next(1, 40)).ToArray();
