@@ -35,8 +35,10 @@ internal sealed class StudyCommand : ISampleCommand
         var maxAddend = new Option<int>("--max-addend") { Description = "Override the demo task's largest added/taken number (0 = the demo task's)." };
         var runs = new Option<string[]>("--run")
         {
-            Description = "One training run: 'step|dpo|rft[,lr=2e-5][,epochs=3][,beta=0.4][,nll=0][,pairs=budget|all|N][,batch=8][,lora=RANK][,cut=whole|first]'. " +
-                "cut=first ends each rejected response at its first character that differs from the chosen one. Repeatable.",
+            Description = "One training run: 'step|dpo|rft|gold[,lr=2e-5][,epochs=3][,beta=0.4][,nll=0][,pairs=budget|all|N][,batch=8][,lora=RANK][,cut=whole|first]'. " +
+                "cut=first ends each rejected response at its first character that differs from the chosen one. " +
+                "rft: SFT on the step pairs' chosen solutions; gold: SFT on the gold solutions of the pairs' source problems " +
+                "(pairs=N may exceed --problems: more problems are drawn the same way). Repeatable.",
             AllowMultipleArgumentsPerToken = true,
         };
         var cmd = new Command("study", "Train Step-DPO / DPO under several settings on one seed's pairs and evaluate each (the README's investigation).")
@@ -61,8 +63,8 @@ internal sealed class StudyCommand : ISampleCommand
         public static RunSpec Parse(string text)
         {
             var parts = text.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
-            if (parts.Length == 0 || parts[0] is not ("step" or "dpo" or "rft"))
-                throw new ArgumentException($"A run starts with 'step', 'dpo' or 'rft': '{text}'.");
+            if (parts.Length == 0 || parts[0] is not ("step" or "dpo" or "rft" or "gold"))
+                throw new ArgumentException($"A run starts with 'step', 'dpo', 'rft' or 'gold': '{text}'.");
             var spec = new RunSpec(parts[0], 2e-5, 3, 0.4, 0, "budget", 8);
             foreach (var kv in parts.Skip(1))
             {
@@ -130,23 +132,28 @@ internal sealed class StudyCommand : ISampleCommand
             string path = spec.Method == "dpo" ? answerPath : stepPath;
             int available = spec.Method == "dpo" ? answerPairs : stepPairs;
             int n = spec.Pairs switch { "budget" => budget, "all" => available, var x => Math.Min(available, int.Parse(x, CultureInfo.InvariantCulture)) };
-            if (n == 0)
+            if (n == 0 && spec.Method != "gold")
             {
                 AnsiConsole.MarkupLine($"[yellow]{Markup.Escape(spec.ToString())}: no pairs to train on (see the counts above); skipped[/]");
                 continue;
             }
             var s = settings with { LearningRate = spec.LearningRate, Epochs = spec.Epochs, Beta = spec.Beta, NllWeight = spec.NllWeight, BatchSize = spec.BatchSize, LoraRank = spec.LoraRank };
-            if (spec.Method == "rft")
+            if (spec.Method is "rft" or "gold")
             {
-                // Control: plain SFT on the chosen side of the same step pairs (the rectified solution, whole, then
-                // EOS), same optimizer settings: does fine-tuning on these few examples move held-out accuracy at all?
-                using var tuned = TrainOnChosen(sft, tokenizer, stepPath, n, s, seed);
+                // Controls, plain SFT with the same optimizer settings. rft: the chosen side of the same step pairs
+                // (the rectified solution, whole, then EOS) — does fine-tuning on these few examples move held-out
+                // accuracy at all? gold: the generator's gold solutions of the pairs' own source problems — what the
+                // same problems are worth as ordinary supervised data, and (pairs=N beyond --problems) how many
+                // gold solutions a gain of a few points costs.
+                var rows = spec.Method == "rft" ? ChosenSolutions(stepPath, n) : GoldSolutions(task, seed, GoldCount(spec.Pairs, budget, problemCount));
+                n = rows.Count;
+                using var tuned = TrainSft(sft, tokenizer, rows, s, seed);
                 var (h, src2, errors2) = Evaluate(tuned, tokenizer, heldOut, source, gold);
                 Append(resultsPath, new { seed, problems = problemCount, method = spec.Method, lr = spec.LearningRate, epochs = spec.Epochs,
                     batch = spec.BatchSize, lora = spec.LoraRank, pairs = n, heldout = h, source = src2, heldout_errors = errors2, seconds = clock.Elapsed.TotalSeconds });
                 AnsiConsole.MarkupLine($"  held-out errors: {Describe(errors2)}");
                 AnsiConsole.MarkupLine(string.Create(CultureInfo.InvariantCulture,
-                    $"[bold]{Markup.Escape(spec.ToString())}[/] ({n} chosen solutions): held-out {h * 100:F1}% (SFT {sftHeld * 100:F1}%), source {src2 * 100:F1}% (SFT {sftSource * 100:F1}%)"));
+                    $"[bold]{Markup.Escape(spec.ToString())}[/] ({n} {(spec.Method == "rft" ? "chosen" : "gold")} solutions): held-out {h * 100:F1}% (SFT {sftHeld * 100:F1}%), source {src2 * 100:F1}% (SFT {sftSource * 100:F1}%)"));
                 continue;
             }
             if (spec.Cut == "first") path = CutAtFirstDifference(path, Path.Combine(output, "cut-" + Path.GetFileName(path)));
@@ -199,24 +206,43 @@ internal sealed class StudyCommand : ISampleCommand
         public string response { get; set; } = "";
     }
 
-    private static Qwen2ForCausalLM TrainOnChosen(Qwen2ForCausalLM sft, ByteLevelBpeTokenizer tokenizer,
-        string stepPairsPath, int rows, DemoPreferenceStages.Settings s, int seed)
+    /// <summary>gold's problem count: the pair budget by default (as many examples as the preference runs get),
+    /// every source problem for "all", or a number (which may exceed the source problems).</summary>
+    private static int GoldCount(string pairs, int budget, int problemCount) => pairs switch
     {
-        var template = ArithmeticSftRecipe.Prompt;
-        var examples = File.ReadLines(stepPairsPath).Take(rows).Select(line =>
+        "budget" => Math.Max(1, budget),
+        "all" => problemCount,
+        var x => int.Parse(x, CultureInfo.InvariantCulture) is > 0 and var k ? k : throw new ArgumentException($"gold needs pairs ≥ 1, got '{x}'."),
+    };
+
+    /// <summary>rft's examples: the chosen side of the first <paramref name="rows"/> step pairs, whole.</summary>
+    private static List<ChosenRow> ChosenSolutions(string stepPairsPath, int rows) =>
+        File.ReadLines(stepPairsPath).Take(rows).Select(line =>
         {
             var o = JsonNode.Parse(line)!;
             // The SFT trainer's prompt is the filled template without the separator; the response carries it.
             return new ChosenRow
             {
                 prompt = o["prompt"]!.GetValue<string>(),
-                response = template.Separator + o["initial_reason_steps"]!.GetValue<string>() + o["full_chosen"]!.GetValue<string>(),
+                response = ArithmeticSftRecipe.Prompt.Separator + o["initial_reason_steps"]!.GetValue<string>() + o["full_chosen"]!.GetValue<string>(),
             };
         }).ToList();
+
+    /// <summary>
+    /// gold's examples: the first <paramref name="count"/> training problems drawn exactly as stage b draws its
+    /// source problems (so the first --problems of them are the pairs' own problems), with gold solutions.
+    /// </summary>
+    private static List<ChosenRow> GoldSolutions(ArithmeticTaskOptions task, int seed, int count) =>
+        ArithmeticTask.Generate(task, count, seed: 1000 + seed, TaskSplit.Train)
+            .Select(p => new ChosenRow { prompt = p.Question, response = ArithmeticSftRecipe.Prompt.Separator + p.Solution }).ToList();
+
+    private static Qwen2ForCausalLM TrainSft(Qwen2ForCausalLM sft, ByteLevelBpeTokenizer tokenizer,
+        List<ChosenRow> examples, DemoPreferenceStages.Settings s, int seed)
+    {
         var ml = new MLContext(seed);
         var options = new SftTrainer.Options
         {
-            BaseModel = sft, BaseTokenizer = tokenizer, Template = template, LearningRate = s.LearningRate, Epochs = s.Epochs,
+            BaseModel = sft, BaseTokenizer = tokenizer, Template = ArithmeticSftRecipe.Prompt, LearningRate = s.LearningRate, Epochs = s.Epochs,
             BatchSize = s.BatchSize, WarmupRatio = 0.1, Seed = seed, MaxLength = 512,
             UseLora = s.LoraRank > 0, Lora = s.Lora,
         };

@@ -82,16 +82,17 @@ public sealed class DemoSftAssetTests
         try
         {
             var (code, output) = FreshProcess.RunSamples("study", "--problems", "16", "--heldout", "16", "--output", dir,
-                "--run", "step,epochs=1,cut=first", "--run", "dpo,epochs=1,lr=1e-5,pairs=3", "--run", "rft,epochs=1,pairs=2");
+                "--run", "step,epochs=1,cut=first", "--run", "dpo,epochs=1,lr=1e-5,pairs=3", "--run", "rft,epochs=1,pairs=2", "--run", "gold,epochs=1,pairs=20");
             Assert.AreEqual(0, code, output);
             var rows = File.ReadAllLines(Path.Combine(dir, "study.jsonl")).Select(l => JsonNode.Parse(l)!).ToList();
-            CollectionAssert.AreEqual(new[] { "sft", "step", "dpo", "rft" }, rows.Select(r => r["method"]!.GetValue<string>()).ToArray(), output);
+            CollectionAssert.AreEqual(new[] { "sft", "step", "dpo", "rft", "gold" }, rows.Select(r => r["method"]!.GetValue<string>()).ToArray(), output);
             int stepPairs = File.ReadAllLines(Path.Combine(dir, "pairs-p16", "step-pairs-seed1.jsonl")).Length;
             int answerPairs = File.ReadAllLines(Path.Combine(dir, "pairs-p16", "answer-pairs-seed1.jsonl")).Length;
             Assert.AreEqual(Math.Min(stepPairs, answerPairs), rows[1]["pairs"]!.GetValue<int>(), "the default budget is min(step, answer) pairs");
             Assert.AreEqual(Math.Min(3, answerPairs), rows[2]["pairs"]!.GetValue<int>());
             Assert.AreEqual(1e-5, rows[2]["lr"]!.GetValue<double>());
             Assert.AreEqual(Math.Min(2, stepPairs), rows[3]["pairs"]!.GetValue<int>(), "the SFT control trains on chosen solutions of the step pairs");
+            Assert.AreEqual(20, rows[4]["pairs"]!.GetValue<int>(), "gold may draw more problems than the pairs came from");
             foreach (var r in rows)
             {
                 Assert.IsTrue(r["heldout"]!.GetValue<double>() is >= 0 and <= 1 && r["source"]!.GetValue<double>() is >= 0 and <= 1, r.ToJsonString());
