@@ -76,7 +76,8 @@ internal sealed class StudyCommand : ISampleCommand
                     "epochs" => spec with { Epochs = (int)d() },
                     "beta" => spec with { Beta = d() },
                     "nll" => spec with { NllWeight = d() },
-                    "pairs" => spec with { Pairs = v },
+                    "pairs" when v is "budget" or "all" || (int.TryParse(v, NumberStyles.None, CultureInfo.InvariantCulture, out int c) && c > 0) => spec with { Pairs = v },
+                    "pairs" => throw new ArgumentException($"pairs is 'budget', 'all' or a positive count, got '{v}' in '{text}'."),
                     "batch" => spec with { BatchSize = (int)d() },
                     "lora" => spec with { LoraRank = (int)d() },
                     "cut" when v is "whole" or "first" => spec with { Cut = v },
@@ -212,7 +213,7 @@ internal sealed class StudyCommand : ISampleCommand
     {
         "budget" => Math.Max(1, budget),
         "all" => problemCount,
-        var x => int.Parse(x, CultureInfo.InvariantCulture) is > 0 and var k ? k : throw new ArgumentException($"gold needs pairs ≥ 1, got '{x}'."),
+        var x => int.Parse(x, CultureInfo.InvariantCulture), // RunSpec.Parse accepts positive counts only
     };
 
     /// <summary>rft's examples: the chosen side of the first <paramref name="rows"/> step pairs, whole.</summary>

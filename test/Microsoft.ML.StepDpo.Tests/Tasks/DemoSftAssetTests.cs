@@ -116,6 +116,9 @@ public sealed class DemoSftAssetTests
             var (bad, badOutput) = FreshProcess.RunSamples("study", "--problems", "16", "--output", dir, "--run", "step,lr");
             Assert.AreNotEqual(0, bad);
             StringAssert.Contains(badOutput, "Expected key=value");
+            var (badCount, badCountOutput) = FreshProcess.RunSamples("study", "--problems", "16", "--output", dir, "--run", "gold,pairs=0");
+            Assert.AreNotEqual(0, badCount);
+            StringAssert.Contains(badCountOutput, "positive count");
         }
         finally
         {
