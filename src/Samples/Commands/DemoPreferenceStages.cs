@@ -36,14 +36,20 @@ internal static class DemoPreferenceStages
 
     internal sealed record PairFiles(string StepPairs, string AnswerPairs, StepPreferenceReport Report, int Pairs, double Seconds);
 
+    /// <summary>
+    /// The training problems stage b samples a seed's pairs from: a different seed of the training split than the
+    /// SFT model's, so its mistakes are honest. The first n of a longer draw are the same n problems.
+    /// </summary>
+    public static IReadOnlyList<ArithmeticProblem> SourceProblems(ArithmeticTaskOptions task, int count, int seed) =>
+        ArithmeticTask.Generate(task, count, seed: 1000 + seed, TaskSplit.Train);
+
     /// <summary>b. Builds step pairs and answer pairs from the SFT model's samples on training problems.</summary>
     public static PairFiles BuildPairs(Qwen2ForCausalLM sft, ByteLevelBpeTokenizer tokenizer, Settings s, int seed, string dir)
     {
         var clock = Stopwatch.StartNew();
         Directory.CreateDirectory(dir);
         string stepPath = Path.Combine(dir, $"step-pairs-seed{seed}.jsonl"), answerPath = Path.Combine(dir, $"answer-pairs-seed{seed}.jsonl");
-        // Problems the SFT model was not trained on (a different seed of the training split), so its mistakes are honest.
-        var problems = ArithmeticTask.Generate(s.TaskOptions, s.Problems, seed: 1000 + seed, TaskSplit.Train);
+        var problems = SourceProblems(s.TaskOptions, s.Problems, seed);
         var ml = new MLContext(seed);
         var data = ml.Data.LoadFromEnumerable(problems.Select(p => new ProblemRow { Problem = p.Question, Answer = p.Answer.ToString(System.Globalization.CultureInfo.InvariantCulture), Id = p.Id }));
         using var policy = new LocalModelCompletionSource(sft, tokenizer, ArithmeticSftRecipe.Prompt, maxBatchRows: 64, ownsModel: false);

@@ -81,6 +81,7 @@ internal sealed class StudyCommand : ISampleCommand
                     "batch" => spec with { BatchSize = (int)d() },
                     "lora" => spec with { LoraRank = (int)d() },
                     "cut" when v is "whole" or "first" => spec with { Cut = v },
+                    "cut" => throw new ArgumentException($"cut is 'whole' or 'first', got '{v}' in '{text}'."),
                     _ => throw new ArgumentException($"Unknown setting '{k}' in '{text}'."),
                 };
             }
@@ -116,7 +117,7 @@ internal sealed class StudyCommand : ISampleCommand
         AnsiConsole.MarkupLine($"pairs: {stepPairs} step, {answerPairs} answer (budget {budget})");
 
         // The problems the pairs came from (same generator call as stage b), and the held-out ones.
-        var source = ArithmeticSftRecipe.ForEvaluation(ArithmeticTask.Generate(task, problemCount, seed: 1000 + seed, TaskSplit.Train));
+        var source = ArithmeticSftRecipe.ForEvaluation(DemoPreferenceStages.SourceProblems(task, problemCount, seed));
         var heldOutProblems = ArithmeticTask.Generate(task, heldOutCount, DemoCommand.HeldOutSeed(seed), TaskSplit.HeldOut);
         var heldOut = ArithmeticSftRecipe.ForEvaluation(heldOutProblems);
         var gold = heldOutProblems.Select(p => p.Steps).ToList();
@@ -127,34 +128,42 @@ internal sealed class StudyCommand : ISampleCommand
         AnsiConsole.MarkupLine($"SFT held-out errors: {Describe(sftErrors)}");
         AnsiConsole.MarkupLine(string.Create(CultureInfo.InvariantCulture, $"SFT: held-out {sftHeld * 100:F1}%, source problems {sftSource * 100:F1}%"));
 
+        // Controls, plain SFT with the preference runs' optimizer settings. rft: the chosen side of the same step pairs
+        // (the rectified solution, whole, then EOS) — does fine-tuning on these few examples move held-out accuracy at
+        // all? gold: the generator's gold solutions of the pairs' own source problems — what the same problems are worth
+        // as ordinary supervised data, and (pairs=N beyond --problems) how many gold solutions a gain of a few points costs.
+        void RunControl(RunSpec spec, List<ChosenRow> rows, DemoPreferenceStages.Settings s)
+        {
+            var clock = Stopwatch.StartNew();
+            using var tuned = TrainSft(sft, tokenizer, rows, s, seed);
+            var (h, src, errors) = Evaluate(tuned, tokenizer, heldOut, source, gold);
+            Append(resultsPath, new { seed, problems = problemCount, method = spec.Method, lr = spec.LearningRate, epochs = spec.Epochs,
+                batch = spec.BatchSize, lora = spec.LoraRank, pairs = rows.Count, heldout = h, source = src, heldout_errors = errors, seconds = clock.Elapsed.TotalSeconds });
+            AnsiConsole.MarkupLine($"  held-out errors: {Describe(errors)}");
+            AnsiConsole.MarkupLine(string.Create(CultureInfo.InvariantCulture,
+                $"[bold]{Markup.Escape(spec.ToString())}[/] ({rows.Count} {(spec.Method == "rft" ? "chosen" : "gold")} solutions): held-out {h * 100:F1}% (SFT {sftHeld * 100:F1}%), source {src * 100:F1}% (SFT {sftSource * 100:F1}%)"));
+        }
+
         foreach (var spec in specs)
         {
             var clock = Stopwatch.StartNew();
+            var s = settings with { LearningRate = spec.LearningRate, Epochs = spec.Epochs, Beta = spec.Beta, NllWeight = spec.NllWeight, BatchSize = spec.BatchSize, LoraRank = spec.LoraRank };
+            if (spec.Method == "gold")
+            {
+                RunControl(spec, GoldSolutions(task, seed, GoldCount(spec.Pairs, budget, problemCount)), s);
+                continue;
+            }
             string path = spec.Method == "dpo" ? answerPath : stepPath;
             int available = spec.Method == "dpo" ? answerPairs : stepPairs;
             int n = spec.Pairs switch { "budget" => budget, "all" => available, var x => Math.Min(available, int.Parse(x, CultureInfo.InvariantCulture)) };
-            if (n == 0 && spec.Method != "gold")
+            if (n == 0)
             {
                 AnsiConsole.MarkupLine($"[yellow]{Markup.Escape(spec.ToString())}: no pairs to train on (see the counts above); skipped[/]");
                 continue;
             }
-            var s = settings with { LearningRate = spec.LearningRate, Epochs = spec.Epochs, Beta = spec.Beta, NllWeight = spec.NllWeight, BatchSize = spec.BatchSize, LoraRank = spec.LoraRank };
-            if (spec.Method is "rft" or "gold")
+            if (spec.Method == "rft")
             {
-                // Controls, plain SFT with the same optimizer settings. rft: the chosen side of the same step pairs
-                // (the rectified solution, whole, then EOS) — does fine-tuning on these few examples move held-out
-                // accuracy at all? gold: the generator's gold solutions of the pairs' own source problems — what the
-                // same problems are worth as ordinary supervised data, and (pairs=N beyond --problems) how many
-                // gold solutions a gain of a few points costs.
-                var rows = spec.Method == "rft" ? ChosenSolutions(stepPath, n) : GoldSolutions(task, seed, GoldCount(spec.Pairs, budget, problemCount));
-                n = rows.Count;
-                using var tuned = TrainSft(sft, tokenizer, rows, s, seed);
-                var (h, src2, errors2) = Evaluate(tuned, tokenizer, heldOut, source, gold);
-                Append(resultsPath, new { seed, problems = problemCount, method = spec.Method, lr = spec.LearningRate, epochs = spec.Epochs,
-                    batch = spec.BatchSize, lora = spec.LoraRank, pairs = n, heldout = h, source = src2, heldout_errors = errors2, seconds = clock.Elapsed.TotalSeconds });
-                AnsiConsole.MarkupLine($"  held-out errors: {Describe(errors2)}");
-                AnsiConsole.MarkupLine(string.Create(CultureInfo.InvariantCulture,
-                    $"[bold]{Markup.Escape(spec.ToString())}[/] ({n} {(spec.Method == "rft" ? "chosen" : "gold")} solutions): held-out {h * 100:F1}% (SFT {sftHeld * 100:F1}%), source {src2 * 100:F1}% (SFT {sftSource * 100:F1}%)"));
+                RunControl(spec, ChosenSolutions(stepPath, n), s);
                 continue;
             }
             if (spec.Cut == "first") path = CutAtFirstDifference(path, Path.Combine(output, "cut-" + Path.GetFileName(path)));
@@ -234,7 +243,7 @@ internal sealed class StudyCommand : ISampleCommand
     /// source problems (so the first --problems of them are the pairs' own problems), with gold solutions.
     /// </summary>
     private static List<ChosenRow> GoldSolutions(ArithmeticTaskOptions task, int seed, int count) =>
-        ArithmeticTask.Generate(task, count, seed: 1000 + seed, TaskSplit.Train)
+        DemoPreferenceStages.SourceProblems(task, count, seed)
             .Select(p => new ChosenRow { prompt = p.Question, response = ArithmeticSftRecipe.Prompt.Separator + p.Solution }).ToList();
 
     private static Qwen2ForCausalLM TrainSft(Qwen2ForCausalLM sft, ByteLevelBpeTokenizer tokenizer,
