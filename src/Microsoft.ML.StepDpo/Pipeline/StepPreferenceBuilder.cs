@@ -4,6 +4,8 @@ using Microsoft.ML.StepDpo.Answers;
 using Microsoft.ML.StepDpo.Tasks;
 using Microsoft.ML.StepDpo.Text;
 using Microsoft.ML.StepDpo.Verification;
+using Microsoft.ML.StepDpo.Sampling;
+using Microsoft.ML.StepDpo.Data;
 
 namespace Microsoft.ML.StepDpo.Pipeline;
 

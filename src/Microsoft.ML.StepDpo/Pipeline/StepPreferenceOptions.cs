@@ -1,5 +1,6 @@
 using Microsoft.ML.StepDpo.Text;
 using Microsoft.ML.StepDpo.Verification;
+using Microsoft.ML.StepDpo.Sampling;
 
 namespace Microsoft.ML.StepDpo.Pipeline;
 

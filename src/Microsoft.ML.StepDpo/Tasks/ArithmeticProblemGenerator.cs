@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text;
 using static Microsoft.ML.StepDpo.Tasks.ArithmeticTemplates;
+using Microsoft.ML.StepDpo.Data;
 
 namespace Microsoft.ML.StepDpo.Tasks;
 

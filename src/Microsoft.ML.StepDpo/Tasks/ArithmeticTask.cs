@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text;
 using System.Text.Encodings.Web;
 using System.Text.Json;
+using Microsoft.ML.StepDpo.Data;
 
 namespace Microsoft.ML.StepDpo.Tasks;
 

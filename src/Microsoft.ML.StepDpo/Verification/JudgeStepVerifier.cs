@@ -1,6 +1,6 @@
 using System.Text;
 using Microsoft.Extensions.AI;
-using Microsoft.ML.StepDpo.Pipeline;
+using Microsoft.ML.StepDpo.Sampling;
 
 namespace Microsoft.ML.StepDpo.Verification;
 

@@ -1,5 +1,5 @@
-using Microsoft.ML.StepDpo.Pipeline;
 using Microsoft.ML.StepDpo.Scoring;
+using Microsoft.ML.StepDpo.Text;
 
 namespace Microsoft.ML.StepDpo.Verification;
 

@@ -1,5 +1,6 @@
 using Microsoft.ML.StepDpo.Answers;
-using Microsoft.ML.StepDpo.Pipeline;
+using Microsoft.ML.StepDpo.Sampling;
+using Microsoft.ML.StepDpo.Text;
 
 namespace Microsoft.ML.StepDpo.Verification;
 

@@ -4,6 +4,7 @@ using Microsoft.ML.Data;
 using Microsoft.ML.StepDpo;
 using Microsoft.ML.StepDpo.Pipeline;
 using Spectre.Console;
+using Microsoft.ML.StepDpo.Sampling;
 
 namespace StepDpo.Samples;
 

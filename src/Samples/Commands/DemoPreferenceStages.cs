@@ -8,6 +8,7 @@ using Microsoft.ML.StepDpo.Scoring;
 using Microsoft.ML.StepDpo.Tasks;
 using Microsoft.ML.StepDpo.Training;
 using Spectre.Console;
+using Microsoft.ML.StepDpo.Sampling;
 
 namespace StepDpo.Samples;
 

@@ -10,6 +10,7 @@ using Microsoft.ML.StepDpo.Text;
 using Microsoft.ML.StepDpo.Verification;
 using OpenAI;
 using Spectre.Console;
+using Microsoft.ML.StepDpo.Sampling;
 
 namespace StepDpo.Samples;
 

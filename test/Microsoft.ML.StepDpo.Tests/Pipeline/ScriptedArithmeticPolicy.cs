@@ -2,6 +2,8 @@ using System.Text.RegularExpressions;
 using Microsoft.ML.StepDpo.Pipeline;
 using Microsoft.ML.StepDpo.Tasks;
 
+using Microsoft.ML.StepDpo.Tests.Sampling;
+
 namespace Microsoft.ML.StepDpo.Tests.Pipeline;
 
 /// <summary>

@@ -4,6 +4,10 @@ using Microsoft.ML.StepDpo.Pipeline;
 using Microsoft.ML.StepDpo.Tasks;
 using Microsoft.ML.StepDpo.Tests.Modeling;
 using Microsoft.ML.StepDpo.Verification;
+using Microsoft.ML.StepDpo.Sampling;
+using Microsoft.ML.StepDpo.Text;
+
+using Microsoft.ML.StepDpo.Tests.Sampling;
 
 namespace Microsoft.ML.StepDpo.Tests.Pipeline;
 

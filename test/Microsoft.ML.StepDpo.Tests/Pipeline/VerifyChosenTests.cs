@@ -2,6 +2,8 @@ using System.Text.Json;
 using Microsoft.ML.StepDpo.Pipeline;
 using Microsoft.ML.StepDpo.Verification;
 
+using Microsoft.ML.StepDpo.Tests.Sampling;
+
 namespace Microsoft.ML.StepDpo.Tests.Pipeline;
 
 [TestClass]

@@ -4,6 +4,8 @@ using Microsoft.ML.StepDpo.Scoring;
 using Microsoft.ML.StepDpo.Text;
 using Microsoft.ML.StepDpo.Training;
 
+using Microsoft.ML.StepDpo.Tests.Training;
+
 namespace Microsoft.ML.StepDpo.Tests.Scoring;
 
 /// <summary>

@@ -3,6 +3,8 @@ using Microsoft.ML.StepDpo.Tests.Pipeline;
 using Microsoft.ML.StepDpo.Text;
 using Microsoft.ML.StepDpo.Verification;
 
+using Microsoft.ML.StepDpo.Tests.Sampling;
+
 namespace Microsoft.ML.StepDpo.Tests.Verification;
 
 [TestClass]

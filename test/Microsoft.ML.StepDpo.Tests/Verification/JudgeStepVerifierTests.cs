@@ -2,6 +2,9 @@ using Microsoft.Extensions.AI;
 using Microsoft.ML.StepDpo.Pipeline;
 using Microsoft.ML.StepDpo.Tests.Pipeline;
 using Microsoft.ML.StepDpo.Verification;
+using Microsoft.ML.StepDpo.Sampling;
+
+using Microsoft.ML.StepDpo.Tests.Sampling;
 
 namespace Microsoft.ML.StepDpo.Tests.Verification;
 

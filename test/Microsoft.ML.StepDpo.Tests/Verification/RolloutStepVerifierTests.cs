@@ -3,6 +3,10 @@ using Microsoft.ML.StepDpo.Pipeline;
 using Microsoft.ML.StepDpo.Tests.Modeling;
 using Microsoft.ML.StepDpo.Tests.Pipeline;
 using Microsoft.ML.StepDpo.Verification;
+using Microsoft.ML.StepDpo.Sampling;
+using Microsoft.ML.StepDpo.Text;
+
+using Microsoft.ML.StepDpo.Tests.Sampling;
 
 namespace Microsoft.ML.StepDpo.Tests.Verification;
 

@@ -2,8 +2,9 @@ using System.Net;
 using Microsoft.Extensions.AI;
 using Microsoft.ML.StepDpo.Pipeline;
 using Microsoft.ML.StepDpo.Tests.Modeling;
+using Microsoft.ML.StepDpo.Sampling;
 
-namespace Microsoft.ML.StepDpo.Tests.Pipeline;
+namespace Microsoft.ML.StepDpo.Tests.Sampling;
 
 [TestClass]
 public sealed class CompletionSourceTests

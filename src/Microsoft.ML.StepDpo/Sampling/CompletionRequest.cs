@@ -1,4 +1,4 @@
-namespace Microsoft.ML.StepDpo.Pipeline;
+namespace Microsoft.ML.StepDpo.Sampling;
 
 /// <summary>A request for continuations of a partial solution.</summary>
 /// <param name="Problem">The problem text.</param>

@@ -1,6 +1,6 @@
 using System.Text;
 
-namespace Microsoft.ML.StepDpo.Tasks;
+namespace Microsoft.ML.StepDpo.Data;
 
 /// <summary>FNV-1a 64 over UTF-8: stable across processes and .NET versions (unlike string.GetHashCode).</summary>
 internal static class StableHash

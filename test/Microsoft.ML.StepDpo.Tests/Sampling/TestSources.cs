@@ -7,8 +7,9 @@ using Microsoft.ML.StepDpo.Pipeline;
 using Microsoft.ML.StepDpo.Text;
 using TorchSharp;
 using static TorchSharp.torch;
+using Microsoft.ML.StepDpo.Sampling;
 
-namespace Microsoft.ML.StepDpo.Tests.Pipeline;
+namespace Microsoft.ML.StepDpo.Tests.Sampling;
 
 /// <summary>A completion source whose continuations are a function of (problem, prefix, sample index); records the requests.</summary>
 internal sealed class ScriptedCompletionSource(Func<CompletionRequest, int, string> continuation) : ICompletionSource

@@ -1,4 +1,4 @@
-namespace Microsoft.ML.StepDpo.Pipeline;
+namespace Microsoft.ML.StepDpo.Sampling;
 
 /// <summary>
 /// Something that continues a partial step-by-step solution: the local TorchSharp model

@@ -8,7 +8,7 @@ using Microsoft.ML.StepDpo.Text;
 using Microsoft.ML.StepDpo.Training;
 using TorchSharp;
 
-namespace Microsoft.ML.StepDpo.Tests.Scoring;
+namespace Microsoft.ML.StepDpo.Tests.Training;
 
 [TestClass]
 public sealed class StepDpoTrainerTests

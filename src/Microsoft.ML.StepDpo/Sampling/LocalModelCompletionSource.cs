@@ -3,7 +3,7 @@ using Microsoft.ML.StepDpo.Modeling;
 using Microsoft.ML.StepDpo.Modeling.Tokenization;
 using Microsoft.ML.StepDpo.Text;
 
-namespace Microsoft.ML.StepDpo.Pipeline;
+namespace Microsoft.ML.StepDpo.Sampling;
 
 /// <summary>
 /// Continues partial solutions with a local Qwen2/Llama checkpoint (TorchSharp). Requests from concurrent callers

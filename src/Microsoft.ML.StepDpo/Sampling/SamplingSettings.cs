@@ -1,4 +1,4 @@
-namespace Microsoft.ML.StepDpo.Pipeline;
+namespace Microsoft.ML.StepDpo.Sampling;
 
 /// <summary>How continuations are sampled. The defaults are the Step-DPO paper's (temperature 0.8, top-p 0.95).</summary>
 public sealed record SamplingSettings

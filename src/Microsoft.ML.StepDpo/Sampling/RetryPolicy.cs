@@ -1,6 +1,6 @@
 using System.Net;
 
-namespace Microsoft.ML.StepDpo.Pipeline;
+namespace Microsoft.ML.StepDpo.Sampling;
 
 /// <summary>
 /// Retries with exponential backoff and jitter on transient errors of a remote service: connection failures,

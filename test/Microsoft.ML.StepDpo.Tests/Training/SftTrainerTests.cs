@@ -6,7 +6,7 @@ using Microsoft.ML.StepDpo.Tests.Text;
 using Microsoft.ML.StepDpo.Text;
 using Microsoft.ML.StepDpo.Training;
 
-namespace Microsoft.ML.StepDpo.Tests.Scoring;
+namespace Microsoft.ML.StepDpo.Tests.Training;
 
 [TestClass]
 public sealed class SftTrainerTests

@@ -1,7 +1,7 @@
 using System.Text.RegularExpressions;
 using Microsoft.Extensions.AI;
 
-namespace Microsoft.ML.StepDpo.Pipeline;
+namespace Microsoft.ML.StepDpo.Sampling;
 
 /// <summary>
 /// Continues partial solutions with any <see cref="IChatClient"/>: Azure OpenAI, an OpenAI-protocol server

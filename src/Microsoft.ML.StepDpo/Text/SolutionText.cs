@@ -1,7 +1,7 @@
 using System.Text;
 using System.Text.RegularExpressions;
 
-namespace Microsoft.ML.StepDpo.Pipeline;
+namespace Microsoft.ML.StepDpo.Text;
 
 /// <summary>
 /// The one text form of step-by-step solutions used for sampling, rollouts and rectification (so their prefixes

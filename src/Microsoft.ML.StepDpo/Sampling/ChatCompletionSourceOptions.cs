@@ -1,4 +1,4 @@
-namespace Microsoft.ML.StepDpo.Pipeline;
+namespace Microsoft.ML.StepDpo.Sampling;
 
 /// <summary>Options of <see cref="ChatCompletionSource"/>.</summary>
 public sealed class ChatCompletionSourceOptions
