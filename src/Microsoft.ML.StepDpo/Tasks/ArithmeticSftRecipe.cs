@@ -41,7 +41,7 @@ internal sealed class ArithmeticSftSettings
 internal static class ArithmeticSftRecipe
 {
     /// <summary>The prompt format of every stage on the built-in task: "{question}\n" + reasoning steps.</summary>
-    public static PromptTemplate Prompt { get; } = new("arithmetic", "{instruction}", "\n");
+    public static PromptTemplate Prompt => PromptTemplate.Plain;
 
     /// <summary>
     /// The demo's difficulty: 2–3 steps like <see cref="ArithmeticTaskOptions.Easy"/>, but every number at most 50 and

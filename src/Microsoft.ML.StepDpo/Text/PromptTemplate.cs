@@ -28,9 +28,20 @@ public sealed record PromptTemplate(string Name, string Template, string Separat
     public static PromptTemplate QwenChat { get; } = new("qwen-chat",
         "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n{instruction}<|im_end|>\n<|im_start|>assistant\n", "");
 
-    /// <summary>The built-in formats by name.</summary>
+    /// <summary>
+    /// Plain: the problem alone, joined to the prefix with a newline ("question\nLet's think step by step.\nStep 1: …").
+    /// The format of models trained from scratch on a task's own text, such as the samples' committed arithmetic model.
+    /// </summary>
+    public static PromptTemplate Plain { get; } = new("plain", "{instruction}", "\n");
+
+    /// <summary>The built-in formats by name (alpaca, deepseek-math, qwen2-boxed, qwen-chat, plain).</summary>
     public static IReadOnlyDictionary<string, PromptTemplate> BuiltIn { get; } =
-        new[] { Alpaca, DeepSeekMath, Qwen2Boxed, QwenChat }.ToDictionary(t => t.Name, StringComparer.OrdinalIgnoreCase);
+        new[] { Alpaca, DeepSeekMath, Qwen2Boxed, QwenChat, Plain }.ToDictionary(t => t.Name, StringComparer.OrdinalIgnoreCase);
+
+    /// <summary>The built-in format of that name (case-insensitive); throws with the list of names otherwise.</summary>
+    public static PromptTemplate FromName(string name) =>
+        BuiltIn.TryGetValue(name ?? "", out var t) ? t
+            : throw new ArgumentException($"Unknown prompt template '{name}': use one of {string.Join(", ", BuiltIn.Keys)}.", nameof(name));
 
     /// <summary>The template with the problem filled in.</summary>
     public string Fill(string instruction) => Template.Replace("{instruction}", instruction ?? string.Empty, StringComparison.Ordinal);

@@ -135,7 +135,7 @@ internal sealed class BackendOptions
     private readonly Option<DirectoryInfo?> _model = new("--model") { Description = "Local model folder (config.json, safetensors, tokenizer.json) for sampling and rollouts." };
     private readonly Option<string?> _endpoint = new("--endpoint") { Description = "OpenAI-protocol endpoint (vLLM, TGI, Ollama, Azure OpenAI …), e.g. http://localhost:8000/v1. API key from OPENAI_API_KEY." };
     private readonly Option<string?> _endpointModel = new("--endpoint-model") { Description = "Model name at the endpoint." };
-    private readonly Option<string> _template = new("--template") { Description = "Prompt format of the local model: alpaca | deepseek-math | qwen2-boxed | qwen-chat | plain.", DefaultValueFactory = _ => "qwen2-boxed" };
+    private readonly Option<string> _template = new("--template") { Description = $"Prompt format of the local model: {string.Join(" | ", PromptTemplate.BuiltIn.Keys)}.", DefaultValueFactory = _ => "qwen2-boxed" };
     private readonly Option<int> _maxNew = new("--max-new-tokens") { Description = "Most new tokens per completion.", DefaultValueFactory = _ => 512 };
     private readonly Option<int> _batch = new("--batch-rows") { Description = "Most sequences per local generation batch.", DefaultValueFactory = _ => 32 };
 
@@ -159,9 +159,7 @@ internal sealed class Resources : IDisposable
         if (_policy is not null) return _policy;
         if (b.Model is not null)
         {
-            var template = b.Template == "plain" ? new PromptTemplate("plain", "{instruction}\n", "")
-                : PromptTemplate.BuiltIn.TryGetValue(b.Template, out var t) ? t
-                : throw new ArgumentException($"Unknown template '{b.Template}'.");
+            var template = PromptTemplate.FromName(b.Template);
             return _policy = _local = LocalModelCompletionSource.Load(b.Model.FullName, template, b.MaxBatchRows);
         }
         return _policy = new ChatCompletionSource(ChatClient(b), new ChatCompletionSourceOptions { ModelId = b.EndpointModel });

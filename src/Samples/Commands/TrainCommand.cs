@@ -22,7 +22,7 @@ internal sealed class TrainCommand : ISampleCommand
         var model = new Option<DirectoryInfo>("--model") { Description = "Hugging Face model folder to start from (config.json, safetensors, tokenizer.json).", Required = true };
         var method = new Option<string>("--method") { Description = "step-dpo, dpo or sft.", DefaultValueFactory = _ => "step-dpo" };
         method.AcceptOnlyFromAmong("step-dpo", "dpo", "sft");
-        var template = new Option<string>("--template") { Description = "Prompt template: alpaca, deepseek-math, qwen2-boxed, qwen-chat, or a custom text with {instruction}.", DefaultValueFactory = _ => "alpaca" };
+        var template = new Option<string>("--template") { Description = $"Prompt template: {string.Join(", ", PromptTemplate.BuiltIn.Keys)}, or a custom text with {{instruction}}.", DefaultValueFactory = _ => "alpaca" };
         var separator = new Option<string?>("--separator") { Description = "Separator after a custom template (default \"\\n\")." };
         var lora = new Option<bool>("--lora") { Description = "Train LoRA adapters (rank 8, alpha 16) instead of all weights." };
         var epochs = new Option<int>("--epochs") { Description = "Epochs.", DefaultValueFactory = _ => 4 };
