@@ -10,8 +10,9 @@ namespace Microsoft.ML.StepDpo.Answers;
 /// </summary>
 public static class AnswerExtractor
 {
-    private static readonly Regex s_number = new(@"-?\d*\.?\d+", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(200));
-    private static readonly Regex s_newlines = new(@"\n\s*", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(200));
+    // Linear-time engine, no match timeout: a timeout measures wall time and would change the answer under load.
+    private static readonly Regex s_number = new(@"-?\d*\.?\d+", RegexOptions.CultureInvariant | RegexOptions.NonBacktracking);
+    private static readonly Regex s_newlines = new(@"\n\s*", RegexOptions.CultureInvariant | RegexOptions.NonBacktracking);
 
     /// <summary>The normalized final answer of <paramref name="solution"/>; empty when none is found.</summary>
     public static string Extract(string? solution) => AnswerNormalizer.Normalize(ExtractRaw(solution));
@@ -45,19 +46,11 @@ public static class AnswerExtractor
             pred = block;
         else
         {
-            try
-            {
-                var m = s_number.Matches(s.Replace(",", ""));
-                pred = m.Count > 0 ? m[^1].Value : string.Empty;
-            }
-            catch (RegexMatchTimeoutException) { pred = string.Empty; }
+            var m = s_number.Matches(s.Replace(",", ""));
+            pred = m.Count > 0 ? m[^1].Value : string.Empty;
         }
 
-        if (pred.Contains('\n'))
-        {
-            try { pred = s_newlines.Replace(pred, ""); }
-            catch (RegexMatchTimeoutException) { pred = pred.Replace("\n", ""); }
-        }
+        if (pred.Contains('\n')) pred = s_newlines.Replace(pred, "");
         if (pred.Length > 0 && pred[0] == ':') pred = pred[1..];
         if (pred.Length > 0 && pred[^1] == '.') pred = pred[..^1];
         if (pred.Length > 0 && pred[^1] == '/') pred = pred[..^1];

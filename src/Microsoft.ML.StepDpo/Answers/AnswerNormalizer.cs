@@ -14,13 +14,15 @@ namespace Microsoft.ML.StepDpo.Answers;
 /// </summary>
 public static class AnswerNormalizer
 {
-    private static readonly TimeSpan s_timeout = TimeSpan.FromMilliseconds(200);
-    private static readonly Regex s_arrayBegin = new(@"\\begin\{array\}\{.*?\}", RegexOptions.CultureInvariant, s_timeout);
-    private static readonly Regex s_textUnwrap = new(@"\\text\{(.*?)\}", RegexOptions.CultureInvariant, s_timeout);
-    private static readonly Regex s_mbox = new(@"\\mbox\{.*?\}", RegexOptions.CultureInvariant, s_timeout);
-    private static readonly Regex s_trailingZerosInner = new(@"(\d+)\.0*([^\d])", RegexOptions.CultureInvariant, s_timeout);
-    private static readonly Regex s_trailingZerosEnd = new(@"(\d+)\.0*$", RegexOptions.CultureInvariant, s_timeout);
-    private static readonly Regex s_sqrt = new(@"\\sqrt(\w+)", RegexOptions.CultureInvariant, s_timeout);
+    // Linear-time regex engine and no match timeout: a timeout measures wall time, so under machine load it would
+    // silently change the normalized answer (and the grade). These patterns need no backtracking features.
+    private const RegexOptions Linear = RegexOptions.CultureInvariant | RegexOptions.NonBacktracking;
+    private static readonly Regex s_arrayBegin = new(@"\\begin\{array\}\{.*?\}", Linear);
+    private static readonly Regex s_textUnwrap = new(@"\\text\{(.*?)\}", Linear);
+    private static readonly Regex s_mbox = new(@"\\mbox\{.*?\}", Linear);
+    private static readonly Regex s_trailingZerosInner = new(@"(\d+)\.0*([^\d])", Linear);
+    private static readonly Regex s_trailingZerosEnd = new(@"(\d+)\.0*$", Linear);
+    private static readonly Regex s_sqrt = new(@"\\sqrt(\w+)", Linear);
 
     private static readonly string[] s_variablePrefixes = { "x=", "y=", "z=", "x\\in", "y\\in", "z\\in", "x\\to", "y\\to", "z\\to" };
 
@@ -53,15 +55,7 @@ public static class AnswerNormalizer
     /// <summary>Normalization with the unit removal chosen: <paramref name="plainUnits"/> tries every unit in turn (the reference path, kept for tests and benchmarks).</summary>
     internal static string Normalize(string? answer, bool skipUnits, bool plainUnits)
     {
-        if (answer is null) return string.Empty;
-        try
-        {
-            return NormalizeCore(answer, skipUnits, plainUnits);
-        }
-        catch (RegexMatchTimeoutException)
-        {
-            return answer.Trim();
-        }
+        return answer is null ? string.Empty : NormalizeCore(answer, skipUnits, plainUnits);
     }
 
     private static string NormalizeCore(string s, bool skipUnits, bool plainUnits)

@@ -12,7 +12,7 @@ internal static class SolutionText
 {
     public const string Preamble = "Let's think step by step.";
 
-    private static readonly Regex s_nextMarker = new(@"\n[ \t]*(?:\*\*)?Step[ \t]+\d+[ \t]*(?:\*\*)?[ \t]*:", RegexOptions.CultureInvariant, TimeSpan.FromSeconds(1));
+    private static readonly Regex s_nextMarker = new(@"\n[ \t]*(?:\*\*)?Step[ \t]+\d+[ \t]*(?:\*\*)?[ \t]*:", RegexOptions.CultureInvariant | RegexOptions.NonBacktracking);
 
     /// <summary>The prefix before step <paramref name="step"/> (1-based): the preamble, steps 1..step-1, and "Step {step}:".</summary>
     public static string PrefixBefore(IReadOnlyList<string> steps, int step)

@@ -1,4 +1,5 @@
-using System.Diagnostics;
+using System.Reflection;
+using System.Text.RegularExpressions;
 using Microsoft.ML.StepDpo.Answers;
 
 namespace Microsoft.ML.StepDpo.Tests.Answers;
@@ -81,8 +82,7 @@ public sealed class AnswerEquivalenceTests
         string[] pieces = { "\\frac", "{", "}", "(", ")", "[", "]", "\\sqrt", "^", "_", "x", "y", "=", ",", "1", "23", ".", "-", "+", "*", "/",
             "\\boxed{", "\\text{", " ", "\\left(", "\\right)", "\\begin{pmatrix}", "\\end{pmatrix}", "&", "\\\\", "%", "$", "\\pi", "e", "!",
             "The answer is", "\\infty", "|", "\\cdot", "é", "\n", "\\", "0", "a", "inf", "and", "\\log_", "\\sin" };
-        var worst = TimeSpan.Zero;
-        var total = Stopwatch.StartNew();
+        var verdicts = new List<bool>();
         for (int i = 0; i < 3000; i++)
         {
             string Make()
@@ -93,18 +93,36 @@ public sealed class AnswerEquivalenceTests
                 return sb.ToString();
             }
             string a = Make(), b = Make();
-            var sw = Stopwatch.StartNew();
-            _ = AnswerEquivalence.IsCorrect(a, b);
-            _ = AnswerEquivalence.AreEquivalent(a, b);
-            if (sw.Elapsed > worst) worst = sw.Elapsed;
+            verdicts.Add(AnswerEquivalence.IsCorrect(a, b));
+            verdicts.Add(AnswerEquivalence.AreEquivalent(a, b));
+            Assert.IsTrue(AnswerEquivalence.AreEquivalent(a, a), $"an answer equals itself: '{a}'");
         }
-        // Pathological sizes: deep nesting and long inputs.
+        // Pathological sizes, deep nesting and long inputs, complete (bounded by input limits, not by a clock).
         string deep = new string('{', 50_000) + "\\boxed{" + string.Concat(Enumerable.Repeat("\\frac{(", 5000)) + new string(')', 5000);
-        var s2 = Stopwatch.StartNew();
         _ = AnswerEquivalence.IsCorrect(deep, deep[..1000]);
-        _ = AnswerEquivalence.AreEquivalent(string.Concat(Enumerable.Repeat("(1,", 2000)), string.Concat(Enumerable.Repeat("(1,", 2000)) + "x");
-        Assert.IsTrue(s2.Elapsed < TimeSpan.FromSeconds(5), $"pathological inputs took {s2.Elapsed}");
-        Assert.IsTrue(worst < TimeSpan.FromSeconds(2.5), $"worst single check took {worst}");
-        Assert.IsTrue(total.Elapsed < TimeSpan.FromSeconds(30), $"fuzz took {total.Elapsed}");
+        string tuple = string.Concat(Enumerable.Repeat("(1,", 2000));
+        _ = AnswerEquivalence.AreEquivalent(tuple, tuple + "x");
+        Assert.IsTrue(verdicts.Contains(true) && verdicts.Contains(false), "the fuzz exercises both verdicts");
+    }
+
+    /// <summary>
+    /// A regex match timeout measures wall time: under machine load (a GC pause, a busy core) it fired on ordinary
+    /// answers and silently changed the extracted or normalized answer, hence the grade. The grader's regexes use
+    /// the linear-time engine with no timeout, so a verdict depends only on its inputs.
+    /// </summary>
+    [TestMethod]
+    public void TheGradersRegexesHaveNoWallClockTimeout()
+    {
+        var regexes = new[] { typeof(AnswerExtractor), typeof(AnswerNormalizer), typeof(AnswerEquivalence) }
+            .SelectMany(t => t.GetFields(BindingFlags.Static | BindingFlags.NonPublic | BindingFlags.Public)
+                .Where(f => f.FieldType == typeof(Regex))
+                .Select(f => (Name: $"{t.Name}.{f.Name}", Regex: (Regex)f.GetValue(null)!)))
+            .ToList();
+        Assert.IsTrue(regexes.Count >= 8, $"found {regexes.Count} regexes");
+        foreach (var (name, regex) in regexes)
+        {
+            Assert.AreEqual(Regex.InfiniteMatchTimeout, regex.MatchTimeout, $"{name} has a wall-clock match timeout");
+            Assert.IsTrue(regex.Options.HasFlag(RegexOptions.NonBacktracking), $"{name} is not linear-time");
+        }
     }
 }
