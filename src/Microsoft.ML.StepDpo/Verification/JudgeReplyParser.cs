@@ -13,10 +13,10 @@ internal static class JudgeReplyParser
     private const string Sep = @"[\s*_`""']*(?:[:：=\-–—.)]|is)?[\s*_`""']*(?:is\s+)?";
 
     private static readonly Regex s_stepEntry = new(@"step[\s*_]*(?<k>\d+)" + Sep + Verdict,
-        RegexOptions.CultureInvariant, TimeSpan.FromSeconds(1));
+        RegexOptions.CultureInvariant | RegexOptions.NonBacktracking);
 
     private static readonly Regex s_numberedEntry = new(@"(?:^|[\n;,])[\s*_\-]*(?<k>\d+)[\s*_]*[.):\-][\s*_]*" + Verdict,
-        RegexOptions.CultureInvariant, TimeSpan.FromSeconds(1));
+        RegexOptions.CultureInvariant | RegexOptions.NonBacktracking);
 
     /// <summary>Verdicts for steps 1..<paramref name="stepCount"/>, or null when the reply has no "final decision" block with any verdict.</summary>
     public static StepVerdict[]? Parse(string? reply, int stepCount)
@@ -30,26 +30,20 @@ internal static class JudgeReplyParser
         var verdicts = new StepVerdict[stepCount];
         var seen = new bool[stepCount];
         bool any = false;
-        try
+        // Linear-time engine, no match timeout: a wall-clock timeout would turn a verdict into "no verdict" under load.
+        var matches = s_stepEntry.Matches(block).Cast<Match>().ToList();
+        if (matches.Count == 0) matches = s_numberedEntry.Matches(block).Cast<Match>().ToList();
+        foreach (var m in matches)
         {
-            var matches = s_stepEntry.Matches(block).Cast<Match>().ToList();
-            if (matches.Count == 0) matches = s_numberedEntry.Matches(block).Cast<Match>().ToList();
-            foreach (var m in matches)
+            if (!int.TryParse(m.Groups["k"].Value, out int k) || k < 1 || k > stepCount || seen[k - 1]) continue;
+            seen[k - 1] = true;
+            any = true;
+            verdicts[k - 1] = m.Groups["v"].Value switch
             {
-                if (!int.TryParse(m.Groups["k"].Value, out int k) || k < 1 || k > stepCount || seen[k - 1]) continue;
-                seen[k - 1] = true;
-                any = true;
-                verdicts[k - 1] = m.Groups["v"].Value switch
-                {
-                    "correct" or "right" => StepVerdict.Correct,
-                    "neutral" => StepVerdict.Neutral,
-                    _ => StepVerdict.Incorrect,
-                };
-            }
-        }
-        catch (RegexMatchTimeoutException)
-        {
-            return null;
+                "correct" or "right" => StepVerdict.Correct,
+                "neutral" => StepVerdict.Neutral,
+                _ => StepVerdict.Incorrect,
+            };
         }
         if (!any) return null;
 

@@ -107,18 +107,19 @@ public sealed class AnswerEquivalenceTests
 
     /// <summary>
     /// A regex match timeout measures wall time: under machine load (a GC pause, a busy core) it fired on ordinary
-    /// answers and silently changed the extracted or normalized answer, hence the grade. The grader's regexes use
+    /// answers and silently changed the extracted or normalized answer, hence the grade (and a judge reply into "no
+    /// verdict"). The grader's and the judge parser's regexes use
     /// the linear-time engine with no timeout, so a verdict depends only on its inputs.
     /// </summary>
     [TestMethod]
     public void TheGradersRegexesHaveNoWallClockTimeout()
     {
-        var regexes = new[] { typeof(AnswerExtractor), typeof(AnswerNormalizer), typeof(AnswerEquivalence) }
+        var regexes = new[] { typeof(AnswerExtractor), typeof(AnswerNormalizer), typeof(AnswerEquivalence), typeof(Microsoft.ML.StepDpo.Verification.JudgeReplyParser), typeof(Microsoft.ML.StepDpo.Text.SolutionText) }
             .SelectMany(t => t.GetFields(BindingFlags.Static | BindingFlags.NonPublic | BindingFlags.Public)
                 .Where(f => f.FieldType == typeof(Regex))
                 .Select(f => (Name: $"{t.Name}.{f.Name}", Regex: (Regex)f.GetValue(null)!)))
             .ToList();
-        Assert.IsTrue(regexes.Count >= 8, $"found {regexes.Count} regexes");
+        Assert.IsTrue(regexes.Count >= 11, $"found {regexes.Count} regexes");
         foreach (var (name, regex) in regexes)
         {
             Assert.AreEqual(Regex.InfiniteMatchTimeout, regex.MatchTimeout, $"{name} has a wall-clock match timeout");
