@@ -55,26 +55,23 @@ internal static class SafeTensors
             try
             {
                 Span<byte> len = stackalloc byte[8];
+                if (stream.Length < 8) throw new InvalidDataException($"{path} is not a safetensors file ({stream.Length} bytes, shorter than its 8-byte header length).");
                 stream.ReadExactly(len);
                 long n = BinaryPrimitives.ReadInt64LittleEndian(len);
                 if (n <= 0 || n > 100_000_000 || 8 + n > stream.Length)
-                    throw new InvalidDataException($"{path} is not a safetensors file (header length {n}).");
+                    throw new InvalidDataException($"{path} is not a safetensors file (header length {n}, file {stream.Length} bytes).");
                 var header = new byte[n];
                 stream.ReadExactly(header);
                 dataStart = 8 + n;
-                var root = JsonNode.Parse(header) as JsonObject ?? throw new InvalidDataException($"{path}: header is not a JSON object.");
+                JsonObject root;
+                try { root = JsonNode.Parse(header) as JsonObject ?? throw new InvalidDataException($"{path}: the safetensors header is not a JSON object."); }
+                catch (JsonException e) { throw new InvalidDataException($"{path}: the safetensors header is not valid JSON ({e.Message})."); }
                 foreach (var (name, node) in root)
                 {
                     if (name == "__metadata__") continue;
-                    var dtype = ParseDtype(node!["dtype"]!.GetValue<string>());
-                    var shape = node["shape"]!.AsArray().Select(s => s!.GetValue<long>()).ToArray();
-                    var off = node["data_offsets"]!.AsArray();
-                    var e = new Entry(name, dtype, shape, off[0]!.GetValue<long>(), off[1]!.GetValue<long>());
-                    long expected = shape.Aggregate(1L, (a, b) => a * b) * ElementSize(dtype);
-                    if (e.End - e.Begin != expected || dataStart + e.End > stream.Length)
-                        throw new InvalidDataException($"{path}: tensor '{name}' has data_offsets [{e.Begin}, {e.End}] inconsistent with its shape/dtype or the file size.");
-                    Entries[name] = e;
+                    Entries[name] = ParseEntry(path, name, node);
                 }
+                CheckLayout(path, Entries.Values, stream.Length - dataStart);
             }
             catch
             {
@@ -85,6 +82,49 @@ internal static class SafeTensors
 
         public string Path { get; }
         public Dictionary<string, Entry> Entries { get; } = new(StringComparer.Ordinal);
+
+        private static Entry ParseEntry(string path, string name, JsonNode? node)
+        {
+            try
+            {
+                var dtype = ParseDtype(node!["dtype"]!.GetValue<string>());
+                var shape = node["shape"]!.AsArray().Select(s => s!.GetValue<long>()).ToArray();
+                var off = node["data_offsets"]!.AsArray();
+                if (off.Count != 2 || shape.Any(d => d < 0)) throw new FormatException();
+                var e = new Entry(name, dtype, shape, off[0]!.GetValue<long>(), off[1]!.GetValue<long>());
+                long expected = shape.Aggregate(1L, (a, b) => checked(a * b)) * ElementSize(dtype);
+                if (e.Begin < 0 || e.End - e.Begin != expected)
+                    throw new InvalidDataException($"{path}: tensor '{name}' has data_offsets [{e.Begin}, {e.End}], which do not hold its shape [{string.Join(", ", shape)}] of {DtypeName(dtype)} ({expected} bytes).");
+                return e;
+            }
+            catch (Exception e) when (e is NullReferenceException or InvalidOperationException or FormatException or OverflowException or NotSupportedException)
+            {
+                string why = e is NotSupportedException ? e.Message : "needs dtype, shape (non-negative integers) and data_offsets [begin, end]";
+                throw new InvalidDataException($"{path}: the safetensors header entry of tensor '{name}' is malformed: {why}");
+            }
+        }
+
+        /// <summary>
+        /// The format's layout rule: the tensors' byte ranges, in offset order, tile the data section exactly — each
+        /// starts where the previous ends, from 0 to the end of the file — so no tensor overlaps or aliases another
+        /// and no byte lies outside a tensor.
+        /// </summary>
+        private static void CheckLayout(string path, IEnumerable<Entry> entries, long dataLength)
+        {
+            long at = 0;
+            foreach (var e in entries.OrderBy(e => e.Begin).ThenBy(e => e.End))
+            {
+                if (e.Begin != at)
+                    throw new InvalidDataException(e.Begin < at
+                        ? $"{path}: tensor '{e.Name}' (bytes {e.Begin}–{e.End}) overlaps another tensor's data (which ends at {at}); safetensors tensors may not share bytes."
+                        : $"{path}: bytes {at}–{e.Begin} of the data section belong to no tensor (before '{e.Name}'); the file is damaged or not safetensors.");
+                at = e.End;
+            }
+            if (at != dataLength)
+                throw new InvalidDataException(at > dataLength
+                    ? $"{path}: the tensors need {at} data bytes but the file holds {dataLength}; it is truncated."
+                    : $"{path}: the data section has {dataLength - at} bytes after the last tensor; the file is damaged or not safetensors.");
+        }
 
         /// <summary>A new CPU tensor in the stored dtype.</summary>
         public Tensor Read(string name)
