@@ -37,7 +37,11 @@ public static class DataCatalogExtensions
     public static long SaveAsJsonl(this DataOperationsCatalog catalog, IDataView data, Stream stream, params string[] columns)
         => JsonlWriter.Write(data, stream, columns.Length == 0 ? null : columns);
 
-    /// <summary>Writes <paramref name="data"/> as a UTF-8 JSONL file (replaced if it exists). Returns the row count.</summary>
+    /// <summary>
+    /// Writes <paramref name="data"/> as a UTF-8 JSONL file, replaced only once complete: <paramref name="data"/> may be
+    /// read from the same file, and on an error the old file stays as it was. The folder is created when missing.
+    /// Returns the row count.
+    /// </summary>
     public static long SaveAsJsonl(this DataOperationsCatalog catalog, IDataView data, string path, params string[] columns)
         => JsonlWriter.Write(data, path, columns.Length == 0 ? null : columns);
 }

@@ -80,12 +80,9 @@ public sealed class JsonlDataView : IDataView
                 {
                     if (doc.RootElement.TryGetProperty(name, out var el))
                     {
-                        value = el.ValueKind switch
-                        {
-                            JsonValueKind.String => el.GetString(),
-                            JsonValueKind.Null => string.Empty,
-                            _ => el.GetRawText(),
-                        };
+                        if (el.ValueKind == JsonValueKind.String && !JsonText.TryGetString(el, out value))
+                            return $"field '{name}' is not valid text (it holds a lone UTF-16 surrogate such as \\ud800)";
+                        value ??= el.ValueKind == JsonValueKind.Null ? string.Empty : el.GetRawText();
                         break;
                     }
                 }

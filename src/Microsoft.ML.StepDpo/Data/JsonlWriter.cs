@@ -45,12 +45,12 @@ internal static class JsonlWriter
         return rows;
     }
 
-    /// <summary>Writes to a file (created or replaced).</summary>
+    /// <summary>
+    /// Writes to a file, created or replaced only once every row is written (<see cref="AtomicFile"/>): the data may
+    /// be read from the very file it replaces, and a failure leaves the old file as it was.
+    /// </summary>
     public static long Write(IDataView data, string path, IEnumerable<string>? columns = null)
-    {
-        using var stream = File.Create(path);
-        return Write(data, stream, columns);
-    }
+        => AtomicFile.Write(path, stream => Write(data, stream, columns));
 
     private static Action<Utf8JsonWriter> MakeWriter(DataViewRowCursor cursor, DataViewSchema.Column column)
     {

@@ -1,5 +1,6 @@
 using System.Text.Encodings.Web;
 using System.Text.Json;
+using Microsoft.ML.StepDpo.Data;
 
 namespace Microsoft.ML.StepDpo.Modeling.Tokenization;
 
@@ -28,7 +29,9 @@ internal static class JsonlFieldTokenizer
                 throw new InvalidDataException($"Line {lineNumber}: expected a JSON object.");
             if (!doc.RootElement.TryGetProperty(field, out var value) || value.ValueKind != JsonValueKind.String)
                 throw new InvalidDataException($"Line {lineNumber}: no string field '{field}'.");
-            int[] ids = encode(value.GetString()!);
+            if (!JsonText.TryGetString(value, out string? text))
+                throw new InvalidDataException($"Line {lineNumber}: field '{field}' is not valid text (it holds a lone UTF-16 surrogate such as \\ud800).");
+            int[] ids = encode(text!);
 
             writer.WriteStartObject();
             foreach (var property in doc.RootElement.EnumerateObject())
