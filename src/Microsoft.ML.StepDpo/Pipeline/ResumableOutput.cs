@@ -1,5 +1,6 @@
 using System.Text;
 using System.Text.Json;
+using Microsoft.ML.StepDpo.Data;
 
 namespace Microsoft.ML.StepDpo.Pipeline;
 
@@ -24,6 +25,7 @@ internal sealed class ResumableOutput : IDisposable
     private readonly FileStream? _answers;
     private readonly FileStream _progress;
     private readonly HashSet<string> _done = new(StringComparer.Ordinal);
+    private readonly OutputLock _lockFile;
 
     public ResumableOutput(string outputPath, string? answerPairsPath)
     {
@@ -31,18 +33,28 @@ internal sealed class ResumableOutput : IDisposable
         foreach (var path in new[] { outputPath, answerPairsPath, ProgressPath })
             if (path is not null && Path.GetDirectoryName(Path.GetFullPath(path)) is { Length: > 0 } dir) Directory.CreateDirectory(dir);
 
-        _progress = new FileStream(ProgressPath, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.Read);
-        var entries = ReadEntries(_progress, out long goodLength);
-        _progress.SetLength(goodLength);
-        _progress.Seek(0, SeekOrigin.End);
-
-        var last = entries.Count > 0 ? entries[^1] : null;
-        _out = OpenAt(outputPath, last?.Out ?? 0);
-        _answers = answerPairsPath is null ? null : OpenAt(answerPairsPath, last?.Answers ?? 0);
-        foreach (var e in entries)
+        // One writer per output; the lock is released on Dispose or when the process dies.
+        _lockFile = OutputLock.ForFile(outputPath, "The step-preference output");
+        try
         {
-            _done.Add(e.Id);
-            Totals = Totals.Add(e.Counts);
+            _progress = new FileStream(ProgressPath, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.Read);
+            var entries = ReadEntries(_progress, out long goodLength);
+            _progress.SetLength(goodLength);
+            _progress.Seek(0, SeekOrigin.End);
+
+            var last = entries.Count > 0 ? entries[^1] : null;
+            _out = OpenAt(outputPath, last?.Out ?? 0);
+            _answers = answerPairsPath is null ? null : OpenAt(answerPairsPath, last?.Answers ?? 0);
+            foreach (var e in entries)
+            {
+                _done.Add(e.Id);
+                Totals = Totals.Add(e.Counts);
+            }
+        }
+        catch
+        {
+            Dispose();
+            throw;
         }
     }
 
@@ -124,8 +136,9 @@ internal sealed class ResumableOutput : IDisposable
 
     public void Dispose()
     {
-        _out.Dispose();
+        _out?.Dispose();
         _answers?.Dispose();
-        _progress.Dispose();
+        _progress?.Dispose();
+        _lockFile.Dispose();
     }
 }

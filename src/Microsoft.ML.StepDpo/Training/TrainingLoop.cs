@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text.Json;
 using TorchSharp;
 using TorchSharp.Modules;
+using Microsoft.ML.StepDpo.Data;
 using static TorchSharp.torch;
 
 namespace Microsoft.ML.StepDpo.Training;
@@ -60,6 +61,8 @@ internal sealed class TrainingLoop<TExample>
         if (noDecay.Count > 0) groups.Add(new AdamW.ParamGroup(noDecay, new AdamW.Options { LearningRate = o.LearningRate, weight_decay = 0 }));
         using var optimizer = torch.optim.AdamW(groups, o.LearningRate, weight_decay: o.WeightDecay);
 
+        // One run per checkpoint folder at a time (two would tear each other's checkpoints and metrics).
+        using var writer = o.CheckpointDirectory is null ? null : OutputLock.ForFolder(o.CheckpointDirectory, "The checkpoint folder");
         var fingerprint = Fingerprint(examples.Count, total);
         int step = TryResume(optimizer, fingerprint);
         if (step > 0) o.Log?.Invoke($"Resumed from checkpoint at step {step}/{total}.");
