@@ -1,6 +1,6 @@
 """Cross-check our Qwen2/Llama implementation against Hugging Face transformers (not run in CI).
 
-1. On a machine with .NET:   dotnet run --project src/Samples -c Release -- crosscheck-fixture --output artifacts/crosscheck
+1. On a machine with .NET:   dotnet run --project tools/StepDpo.Tools -c Release -- crosscheck-fixture --output artifacts/crosscheck
 2. Copy artifacts/crosscheck to a machine with torch + transformers, then:
        python docs/crosscheck/qwen2_logits.py artifacts/crosscheck
 Each sub-folder (qwen2/, llama/) holds a tiny random fp32 checkpoint saved by our code and our logits for

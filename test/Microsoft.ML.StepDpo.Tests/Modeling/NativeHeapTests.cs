@@ -11,7 +11,7 @@ public sealed partial class NativeHeapTests
 
     private static (bool Retaining, long[] Faults) Check(params string[] args)
     {
-        var (code, output) = FreshProcess.RunSamples(["native-heap-check", .. args]);
+        var (code, output) = FreshProcess.RunTools(["native-heap-check", .. args]);
         Assert.AreEqual(0, code, output);
         var m = Report().Match(output);
         Assert.IsTrue(m.Success, output);

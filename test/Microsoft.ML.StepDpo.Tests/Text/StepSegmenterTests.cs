@@ -121,7 +121,7 @@ public sealed class StepSegmenterTests
             ml.Data.SaveAsJsonl(model.Transform(data), expected);
 
             string actual = Path.Combine(dir, "actual.jsonl");
-            var (code, output) = FreshProcess.RunSamples("apply-model", "--model", modelPath, "--input", input, "--fields", "id", "solution", "--output", actual);
+            var (code, output) = FreshProcess.RunTestHost("apply-model", "--model", modelPath, "--input", input, "--fields", "id", "solution", "--output", actual);
             Assert.AreEqual(0, code, output);
             Assert.AreEqual(File.ReadAllText(expected), File.ReadAllText(actual));
             StringAssert.Contains(File.ReadAllText(actual), "\"steps\":[\"2+2=4.\",\"4*3=12.\"]");

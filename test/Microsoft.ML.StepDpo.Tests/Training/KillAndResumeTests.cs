@@ -1,4 +1,4 @@
-using System.Diagnostics;
+using System.Globalization;
 using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
 using Microsoft.ML.StepDpo.Modeling;
@@ -10,8 +10,9 @@ namespace Microsoft.ML.StepDpo.Tests.Training;
 
 /// <summary>
 /// Faults during training: a real process killed mid-training (Step-DPO through the public trainer, run by the
-/// samples app's <c>train</c> command) and rerun gives the uninterrupted run's final weights bit for bit; checkpoints
-/// become visible only when complete, so a kill during a write or between the renames of a save is harmless.
+/// test host's <c>train</c> command, which SIGKILLs itself at a given step) and rerun gives the uninterrupted run's
+/// final weights bit for bit; checkpoints become visible only when complete, so a kill during a write or between
+/// the renames of a save is harmless.
 /// </summary>
 [TestClass]
 public sealed partial class KillAndResumeTests
@@ -36,55 +37,36 @@ public sealed partial class KillAndResumeTests
         File.WriteAllLines(dataPath, lines.Select(l => l.ToJsonString()));
     }
 
-    // 12 pairs, batch 1, 6 epochs: 72 optimizer steps, a checkpoint every 2.
+    // 12 pairs, batch 1, 6 epochs: 72 optimizer steps, a checkpoint every 2; the kill comes at step 11, after the
+    // checkpoint of step 10 is complete and before the next one.
     private const int TotalSteps = 72;
+    private const int KillStep = 11;
+    private const int LastCheckpointBeforeTheKill = 10;
 
-    private static string[] TrainArgs(string modelDir, string dataPath, string output) => new[]
-    {
-        "train", "--data", dataPath, "--model", modelDir, "--method", "step-dpo", "--template", "Q: {instruction}\nA:", "--separator", " ",
+    private static string[] TrainArgs(string modelDir, string dataPath, string output, params string[] more) =>
+    [
+        "train", "--data", dataPath, "--model", modelDir, "--template", "Q: {instruction}\nA:", "--separator", " ",
         "--epochs", "6", "--batch-size", "1", "--lr", "1e-3", "--max-length", "128", "--seed", "3", "--checkpoint-interval", "2", "--output", output,
-    };
+        .. more,
+    ];
 
     /// <summary>
-    /// The samples app with these arguments; one torch thread, so that the tiny runs are quick on a busy machine
+    /// The test host with these arguments; one torch thread, so that the tiny runs are quick on a busy machine
     /// (OpenMP threads that wait for each other crawl when the cores are shared) and all three runs alike.
     /// </summary>
-    private static ProcessStartInfo SamplesApp(string[] args)
+    private static (int ExitCode, string Output) RunTestHost(string[] args)
     {
-        Assert.IsTrue(File.Exists(FreshProcess.SamplesDll), $"Samples app not built at {FreshProcess.SamplesDll}");
-        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        psi.ArgumentList.Add(FreshProcess.SamplesDll);
-        foreach (var a in args) psi.ArgumentList.Add(a);
+        var psi = FreshProcess.Start(FreshProcess.TestHostDll, args);
         psi.Environment["OMP_NUM_THREADS"] = "1";
         psi.Environment["MKL_NUM_THREADS"] = "1";
-        return psi;
-    }
-
-    private static (int ExitCode, string Output) RunToEnd(string[] args)
-    {
-        using var p = Process.Start(SamplesApp(args))!;
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        var stderr = p.StandardError.ReadToEndAsync();
-        if (!p.WaitForExit(120_000))
-        {
-            p.Kill(entireProcessTree: true);
-            Assert.Fail("training timed out");
-        }
-        return (p.ExitCode, stdout.Result + stderr.Result);
+        return FreshProcess.Run(psi);
     }
 
     [GeneratedRegex("\"Step\":(\\d+)")]
     private static partial Regex StepField();
 
-    private static int? CheckpointStep(string output)
-    {
-        foreach (var name in new[] { "checkpoint-latest", "checkpoint-previous" })
-        {
-            try { return int.Parse(StepField().Match(File.ReadAllText(Path.Combine(output, "checkpoints", name, "state.json"))).Groups[1].Value); }
-            catch (IOException) { } // not there, or being renamed
-        }
-        return null;
-    }
+    private static int CheckpointStep(string output) =>
+        int.Parse(StepField().Match(File.ReadAllText(Path.Combine(output, "checkpoints", "checkpoint-latest", "state.json"))).Groups[1].Value, CultureInfo.InvariantCulture);
 
     [TestMethod]
     public void AProcessKilledMidTrainingResumesToTheUninterruptedRunsWeightsBitForBit()
@@ -98,40 +80,30 @@ public sealed partial class KillAndResumeTests
 
             // The uninterrupted run.
             var straight = Path.Combine(root, "straight");
-            var (code, log) = RunToEnd(TrainArgs(modelDir, data, straight));
+            var (code, log) = RunTestHost(TrainArgs(modelDir, data, straight));
             Assert.AreEqual(0, code, log);
             Assert.AreEqual(TotalSteps, CheckpointStep(straight), "the final checkpoint records every step");
 
-            // The same run, killed (whole process tree) once a checkpoint exists and training is still going.
+            // The same run, SIGKILLed by itself from the progress report of step 11: nothing flushed, disposed or saved.
             var killed = Path.Combine(root, "killed");
-            using (var p = Process.Start(SamplesApp(TrainArgs(modelDir, data, killed)))!)
-            {
-                p.OutputDataReceived += (_, _) => { };
-                p.ErrorDataReceived += (_, _) => { };
-                p.BeginOutputReadLine();
-                p.BeginErrorReadLine();
-                var clock = Stopwatch.StartNew();
-                while (!p.HasExited && CheckpointStep(killed) is null && clock.Elapsed < TimeSpan.FromSeconds(120)) Thread.Sleep(2);
-                Assert.IsFalse(p.HasExited, "training finished before it could be killed");
-                p.Kill(entireProcessTree: true);
-                p.WaitForExit();
-            }
-            int? at = CheckpointStep(killed);
-            Assert.IsNotNull(at);
-            Assert.IsTrue(at > 0 && at < TotalSteps, $"killed at step {at} of {TotalSteps}: not mid-training");
+            (code, log) = RunTestHost(TrainArgs(modelDir, data, killed, "--kill-self-after-step", KillStep.ToString(CultureInfo.InvariantCulture)));
+            StringAssert.Contains(log, $"killing this process after step {KillStep}");
+            if (OperatingSystem.IsWindows()) Assert.AreNotEqual(0, code, log);
+            else Assert.AreEqual(128 + 9, code, $"the process must die by SIGKILL: {log}");
+            Assert.AreEqual(LastCheckpointBeforeTheKill, CheckpointStep(killed), "the last complete checkpoint before the kill");
             Assert.IsFalse(File.Exists(Path.Combine(killed, "model", "model.safetensors")), "the killed run must not have finished");
 
             // Rerunning the same command resumes from the checkpoint and ends with the same bytes.
-            (code, log) = RunToEnd(TrainArgs(modelDir, data, killed));
+            (code, log) = RunTestHost(TrainArgs(modelDir, data, killed));
             Assert.AreEqual(0, code, log);
             var resumedAt = Regex.Match(log, @"Resumed from checkpoint at step\s+(\d+)/(\d+)");
             Assert.IsTrue(resumedAt.Success, log);
-            Assert.AreEqual(at.Value, int.Parse(resumedAt.Groups[1].Value), "resumed from the last complete checkpoint");
-            Assert.AreEqual(TotalSteps, int.Parse(resumedAt.Groups[2].Value));
+            Assert.AreEqual(LastCheckpointBeforeTheKill, int.Parse(resumedAt.Groups[1].Value, CultureInfo.InvariantCulture), "resumed from the last complete checkpoint");
+            Assert.AreEqual(TotalSteps, int.Parse(resumedAt.Groups[2].Value, CultureInfo.InvariantCulture));
             CollectionAssert.AreEqual(
                 File.ReadAllBytes(Path.Combine(straight, "model", "model.safetensors")),
                 File.ReadAllBytes(Path.Combine(killed, "model", "model.safetensors")),
-                $"final weights after a kill at step {at} differ from the uninterrupted run");
+                $"final weights after a kill at step {KillStep} differ from the uninterrupted run");
         }
         finally { Directory.Delete(root, true); }
     }

@@ -56,7 +56,7 @@ public sealed class SftTrainerTests
             var jsonl = Path.Combine(dir, "in.jsonl");
             File.WriteAllLines(jsonl, s_rows.Select(r => new JsonObject { ["prompt"] = r.prompt, ["response"] = r.response }.ToJsonString()));
             var outPath = Path.Combine(dir, "out.jsonl");
-            var (code, output) = FreshProcess.RunSamples("apply-model", "--model", zip, "--input", jsonl, "--fields", "prompt", "response", "--output", outPath);
+            var (code, output) = FreshProcess.RunTestHost("apply-model", "--model", zip, "--input", jsonl, "--fields", "prompt", "response", "--output", outPath);
             Assert.AreEqual(0, code, output);
             var lines = File.ReadAllLines(outPath);
             for (int i = 0; i < s_rows.Length; i++)

@@ -155,7 +155,7 @@ public sealed class StepDpoTrainerTests
             var jsonl = Path.Combine(dir, "in.jsonl");
             File.WriteAllLines(jsonl, inputs.Select(x => new JsonObject { ["prompt"] = x.prompt, ["solution"] = x.solution }.ToJsonString()));
             var outPath = Path.Combine(dir, "out.jsonl");
-            var (code, output) = FreshProcess.RunSamples("apply-model", "--model", zip, "--input", jsonl, "--fields", "prompt", "solution", "--output", outPath);
+            var (code, output) = FreshProcess.RunTestHost("apply-model", "--model", zip, "--input", jsonl, "--fields", "prompt", "solution", "--output", outPath);
             Assert.AreEqual(0, code, output);
             var lines = File.ReadAllLines(outPath);
             Assert.HasCount(3, lines);

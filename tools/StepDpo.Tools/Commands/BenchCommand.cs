@@ -5,13 +5,13 @@ using Microsoft.ML.StepDpo.Modeling;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace StepDpo.Samples;
+namespace StepDpo.Tools;
 
 /// <summary>
 /// Measures the model against this machine's own limits, in one run: fp32 GEMM FLOP/s vs. training
 /// throughput of a ~25M-parameter model (MFU), and copy bandwidth vs. bf16 decoding of a Qwen2-0.5B-shaped model.
 /// </summary>
-internal sealed class BenchCommand : ISampleCommand
+internal sealed class BenchCommand : IToolCommand
 {
     public Command Build()
     {

@@ -1,6 +1,7 @@
 using Microsoft.ML.StepDpo.Tasks;
+using StepDpo.Tools.Study;
 
-namespace Microsoft.ML.StepDpo.Tests.Tasks;
+namespace Microsoft.ML.StepDpo.Tests.Tools;
 
 [TestClass]
 public sealed class ArithmeticErrorAnatomyTests

@@ -4,20 +4,19 @@ using Microsoft.ML.StepDpo.Modeling;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace StepDpo.Samples;
+namespace StepDpo.Tools;
 
 /// <summary>
-/// Hidden: counts the page faults of each of eight training steps on the main thread, with or without
+/// Counts the page faults of each of eight training steps on the main thread, with or without
 /// <see cref="NativeHeap.RetainFreedMemory"/>, so a test can see the setting work in a fresh process (the main
 /// thread allocates from glibc's main arena; test runner threads have arenas of their own).
 /// </summary>
-internal sealed class NativeHeapCheckCommand : ISampleCommand
+internal sealed class NativeHeapCheckCommand : IToolCommand
 {
     public Command Build()
     {
         var retain = new Option<bool>("--retain") { Description = "Call NativeHeap.RetainFreedMemory first." };
         var cmd = new Command("native-heap-check", "Page faults per training step (for the tests).") { retain };
-        cmd.Hidden = true;
         cmd.SetAction(p =>
         {
             if (!OperatingSystem.IsLinux())

@@ -7,7 +7,7 @@ using Microsoft.ML.StepDpo.Scoring;
 using Microsoft.ML.StepDpo.Text;
 using TorchSharp;
 
-namespace StepDpo.Samples;
+namespace StepDpo.Tools;
 
 /// <summary>
 /// How long a ~50 MB step-scorer zip takes to load and to score its first and following rows (issue goal: load ≤ 3 s),

@@ -8,13 +8,13 @@ using Microsoft.ML.StepDpo.Tasks;
 using Microsoft.ML.StepDpo.Training;
 using Spectre.Console;
 
-namespace StepDpo.Samples;
+namespace StepDpo.Tools;
 
 /// <summary>
 /// Trains the demo's SFT model from scratch on the built-in task and saves it as a Hugging Face folder
 /// (the committed src/Samples/Assets/sft-arithmetic was made by this command with its defaults and --seed 1).
 /// </summary>
-internal sealed class TrainSftDemoCommand : ISampleCommand
+internal sealed class TrainSftDemoCommand : IToolCommand
 {
     public Command Build()
     {

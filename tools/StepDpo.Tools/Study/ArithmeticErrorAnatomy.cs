@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Text.RegularExpressions;
 
-namespace Microsoft.ML.StepDpo.Tasks;
+namespace StepDpo.Tools.Study;
 
 /// <summary>
 /// Where a wrong greedy solution of the built-in task first leaves the gold chain, and how. The study uses it to

@@ -11,16 +11,17 @@ using Microsoft.ML.StepDpo.Modeling.Tokenization;
 using Microsoft.ML.StepDpo.Tasks;
 using Microsoft.ML.StepDpo.Training;
 using Spectre.Console;
+using StepDpo.Tools.Study;
 using TorchSharp;
 
-namespace StepDpo.Samples;
+namespace StepDpo.Tools;
 
 /// <summary>
 /// The investigation behind the demo's numbers: builds (or reuses) one seed's self-generated pairs, then trains
 /// Step-DPO / DPO under several settings from the same SFT model and evaluates each on the held-out problems and on
 /// the problems the pairs came from. Every run is appended to a JSONL file so the README's table can be rebuilt.
 /// </summary>
-internal sealed class StudyCommand : ISampleCommand
+internal sealed class StudyCommand : IToolCommand
 {
     public Command Build()
     {
@@ -98,9 +99,9 @@ internal sealed class StudyCommand : ISampleCommand
         torch.set_num_threads(1);
         var specs = runTexts.Select(RunSpec.Parse).ToList();
         Directory.CreateDirectory(output);
-        var (sft, tokenizer) = ArithmeticSftRecipe.Load(sftDir ?? DemoCommand.CommittedSftDirectory);
+        var (sft, tokenizer) = ArithmeticSftRecipe.Load(sftDir ?? PreferenceStages.CommittedSftDirectory);
         using var _ = sft;
-        var settings = DemoPreferenceStages.For(quick: false) with { Problems = problemCount, Task = task };
+        var settings = PreferenceStages.Defaults with { Problems = problemCount, Task = task };
 
         // Pairs: reused when this seed and problem count were built before (building is the slow part).
         string pairDir = Path.Combine(output, $"pairs-p{problemCount}");
@@ -109,7 +110,7 @@ internal sealed class StudyCommand : ISampleCommand
         if (!File.Exists(donePath))
         {
             foreach (var f in new[] { stepPath, answerPath }) if (File.Exists(f)) File.Delete(f);
-            DemoPreferenceStages.BuildPairs(sft, tokenizer, settings, seed, pairDir);
+            PreferenceStages.BuildPairs(sft, tokenizer, settings, seed, pairDir);
             File.WriteAllText(donePath, "");
         }
         int stepPairs = File.ReadLines(stepPath).Count(), answerPairs = File.ReadLines(answerPath).Count();
@@ -117,8 +118,8 @@ internal sealed class StudyCommand : ISampleCommand
         AnsiConsole.MarkupLine($"pairs: {stepPairs} step, {answerPairs} answer (budget {budget})");
 
         // The problems the pairs came from (same generator call as stage b), and the held-out ones.
-        var source = ArithmeticSftRecipe.ForEvaluation(DemoPreferenceStages.SourceProblems(task, problemCount, seed));
-        var heldOutProblems = ArithmeticTask.Generate(task, heldOutCount, DemoCommand.HeldOutSeed(seed), TaskSplit.HeldOut);
+        var source = ArithmeticSftRecipe.ForEvaluation(PreferenceStages.SourceProblems(task, problemCount, seed));
+        var heldOutProblems = ArithmeticTask.Generate(task, heldOutCount, PreferenceStages.HeldOutSeed(seed), TaskSplit.HeldOut);
         var heldOut = ArithmeticSftRecipe.ForEvaluation(heldOutProblems);
         var gold = heldOutProblems.Select(p => p.Steps).ToList();
 
@@ -132,7 +133,7 @@ internal sealed class StudyCommand : ISampleCommand
         // (the rectified solution, whole, then EOS) — does fine-tuning on these few examples move held-out accuracy at
         // all? gold: the generator's gold solutions of the pairs' own source problems — what the same problems are worth
         // as ordinary supervised data, and (pairs=N beyond --problems) how many gold solutions a gain of a few points costs.
-        void RunControl(RunSpec spec, List<ChosenRow> rows, DemoPreferenceStages.Settings s)
+        void RunControl(RunSpec spec, List<ChosenRow> rows, PreferenceStages.Settings s)
         {
             var clock = Stopwatch.StartNew();
             using var tuned = TrainSft(sft, tokenizer, rows, s, seed);
@@ -167,7 +168,7 @@ internal sealed class StudyCommand : ISampleCommand
                 continue;
             }
             if (spec.Cut == "first") path = CutAtFirstDifference(path, Path.Combine(output, "cut-" + Path.GetFileName(path)));
-            var trained = DemoPreferenceStages.Train(spec.ToString(), sft, tokenizer, path, n, s, seed, Path.Combine(output, "metrics-last.jsonl"));
+            var trained = PreferenceStages.Train(spec.ToString(), sft, tokenizer, path, n, s, seed, Path.Combine(output, "metrics-last.jsonl"));
             using var policy = trained.Scorer.Scorer.Policy;
             var (held, src, errors) = Evaluate(policy, tokenizer, heldOut, source, gold);
             var lastEpoch = trained.History.Skip(trained.History.Count * (spec.Epochs - 1) / Math.Max(1, spec.Epochs)).ToList();
@@ -243,11 +244,11 @@ internal sealed class StudyCommand : ISampleCommand
     /// source problems (so the first --problems of them are the pairs' own problems), with gold solutions.
     /// </summary>
     private static List<ChosenRow> GoldSolutions(ArithmeticTaskOptions task, int seed, int count) =>
-        DemoPreferenceStages.SourceProblems(task, count, seed)
+        PreferenceStages.SourceProblems(task, count, seed)
             .Select(p => new ChosenRow { prompt = p.Question, response = ArithmeticSftRecipe.Prompt.Separator + p.Solution }).ToList();
 
     private static Qwen2ForCausalLM TrainSft(Qwen2ForCausalLM sft, ByteLevelBpeTokenizer tokenizer,
-        List<ChosenRow> examples, DemoPreferenceStages.Settings s, int seed)
+        List<ChosenRow> examples, PreferenceStages.Settings s, int seed)
     {
         var ml = new MLContext(seed);
         var options = new SftTrainer.Options

@@ -4,7 +4,7 @@ using Microsoft.ML.StepDpo.Training;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace StepDpo.Samples;
+namespace StepDpo.Tools;
 
 /// <summary>
 /// Step-DPO training throughput, plain path vs. fast path, in one run on Step-DPO-shaped batches

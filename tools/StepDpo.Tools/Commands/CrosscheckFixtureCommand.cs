@@ -4,19 +4,18 @@ using Microsoft.ML.StepDpo.Modeling;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace StepDpo.Samples;
+namespace StepDpo.Tools;
 
 /// <summary>
-/// Hidden: writes tiny random Qwen2 and Llama checkpoints plus our logits for fixed ids, for
+/// Writes tiny random Qwen2 and Llama checkpoints plus our logits for fixed ids, for
 /// docs/crosscheck/qwen2_logits.py to compare against Hugging Face transformers on a machine that has it.
 /// </summary>
-internal sealed class CrosscheckFixtureCommand : ISampleCommand
+internal sealed class CrosscheckFixtureCommand : IToolCommand
 {
     public Command Build()
     {
         var output = new Option<DirectoryInfo>("--output") { Description = "Folder to write qwen2/ and llama/ into.", DefaultValueFactory = _ => new DirectoryInfo("artifacts/crosscheck") };
         var cmd = new Command("crosscheck-fixture", "Write tiny checkpoints and their logits for the transformers cross-check.") { output };
-        cmd.Hidden = true;
         cmd.SetAction(p => Run(p.GetValue(output)!));
         return cmd;
     }
