@@ -33,7 +33,7 @@ internal sealed class DemoCommand : ISampleCommand
         var seeds = new Option<int>("--seeds") { Description = "Repeat the seed-dependent stages with seeds 1..N and report mean and spread.", DefaultValueFactory = _ => 1 };
         var heldOut = new Option<int>("--heldout") { Description = "Held-out problems per seed (default 500, or 200 with --quick)." };
         var threads = new Option<int>("--threads") { Description = "Torch intra-op threads (1 keeps results reproducible and is fastest for this small model on a busy machine).", DefaultValueFactory = _ => 1 };
-        var sftModel = new Option<DirectoryInfo?>("--sft-model") { Description = "Start from this SFT model folder instead of the committed one (e.g. a train-sft-demo output)." };
+        var sftModel = new Option<DirectoryInfo?>("--sft-model") { Description = "Start from this SFT model folder (a Hugging Face folder in the plain prompt format) instead of the committed one." };
         var lr = new Option<double?>("--lr") { Description = "Peak learning rate of Step-DPO and DPO (default: see docs/demo.md)." };
         var beta = new Option<double?>("--beta") { Description = "β of Step-DPO and DPO." };
         var epochs = new Option<int?>("--epochs") { Description = "Epochs of Step-DPO and DPO over the pairs." };
