@@ -3,6 +3,7 @@ using StepDpo.Samples;
 
 // Every command lives in its own file under Commands/ and implements ISampleCommand; they are found by
 // reflection so adding a command never touches this file. With no command, `demo` runs.
+ConsoleProgress.ConfigureConsole();
 var root = new RootCommand("Microsoft.ML.StepDpo samples: Step-DPO end to end, and tools for your own data.");
 var commands = SampleCommands.All();
 foreach (var c in commands)

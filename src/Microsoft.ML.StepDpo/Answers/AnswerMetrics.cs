@@ -3,8 +3,13 @@ namespace Microsoft.ML.StepDpo.Answers;
 /// <summary>Accuracy of final answers over a set of rows (or one group of them).</summary>
 public sealed class AnswerMetrics
 {
-    internal AnswerMetrics(long count, long correct)
+    /// <summary>Metrics of <paramref name="correct"/> right answers out of <paramref name="count"/> (e.g. to pool several runs).</summary>
+    /// <param name="count">Number of rows; not negative.</param>
+    /// <param name="correct">Rows whose answer is right; between 0 and <paramref name="count"/>.</param>
+    public AnswerMetrics(long count, long correct)
     {
+        ArgumentOutOfRangeException.ThrowIfNegative(count);
+        if (correct < 0 || correct > count) throw new ArgumentOutOfRangeException(nameof(correct), correct, "Must be between 0 and count.");
         Count = count;
         Correct = correct;
         Accuracy = count == 0 ? 0 : (double)correct / count;

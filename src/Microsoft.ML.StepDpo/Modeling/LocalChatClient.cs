@@ -39,6 +39,22 @@ public sealed class LocalChatClient : IChatClient
         return new LocalChatClient(ModelCheckpoint.Load(modelDirectory), ByteLevelBpeTokenizer.FromDirectory(modelDirectory), Path.GetFileName(Path.GetFullPath(modelDirectory)));
     }
 
+    /// <summary>
+    /// Loads a Hugging Face folder as a chat client with your own rendering of the messages, for example
+    /// <c>messages =&gt; string.Concat(messages.Select(m =&gt; m.Text))</c> to continue a plain text prompt.
+    /// </summary>
+    /// <param name="modelDirectory">The folder (config.json, safetensors, tokenizer.json).</param>
+    /// <param name="template">Renders the conversation into the prompt text.</param>
+    /// <param name="endOfTurn">Text that ends the reply (cut from it); null or empty to stop at EOS, a stop sequence or the token limit only.</param>
+    public static LocalChatClient Load(string modelDirectory, Func<IEnumerable<ChatMessage>, string> template, string? endOfTurn)
+    {
+        ArgumentNullException.ThrowIfNull(template);
+        if (!Directory.Exists(modelDirectory)) throw new DirectoryNotFoundException($"Model folder '{modelDirectory}' does not exist.");
+        TorchRuntime.EnsureLoaded();
+        return new LocalChatClient(ModelCheckpoint.Load(modelDirectory), ByteLevelBpeTokenizer.FromDirectory(modelDirectory),
+            Path.GetFileName(Path.GetFullPath(modelDirectory)), template, endOfTurn ?? "");
+    }
+
     /// <summary>Qwen's ChatML rendering, ending with the assistant header (a default system turn as Qwen2 uses).</summary>
     public static string ChatMl(IEnumerable<ChatMessage> messages)
     {
@@ -54,7 +70,8 @@ public sealed class LocalChatClient : IChatClient
 
     private GenerationOptions Options(ChatOptions? o, Action<int, int>? onToken)
     {
-        var stops = new List<string> { _endOfTurn };
+        var stops = new List<string>();
+        if (_endOfTurn.Length > 0) stops.Add(_endOfTurn);
         if (o?.StopSequences is { } extra) stops.AddRange(extra.Where(s => !string.IsNullOrEmpty(s)));
         return new GenerationOptions
         {
@@ -111,7 +128,7 @@ public sealed class LocalChatClient : IChatClient
                         if (eos.Contains(id)) return; // EOS is not part of the reply
                         ids.Add(id);
                         var text = Decode(ids.ToArray());
-                        int cut = text.IndexOf(_endOfTurn, StringComparison.Ordinal);
+                        int cut = _endOfTurn.Length == 0 ? -1 : text.IndexOf(_endOfTurn, StringComparison.Ordinal);
                         if (cut >= 0) text = text[..cut];
                         int hold = HeldBack(text);
                         if (text.Length - hold > sent && !text.EndsWith('\uFFFD'))

@@ -43,22 +43,8 @@ internal static class ArithmeticSftRecipe
     /// <summary>The prompt format of every stage on the built-in task: "{question}\n" + reasoning steps.</summary>
     public static PromptTemplate Prompt => PromptTemplate.Plain;
 
-    /// <summary>
-    /// The demo's difficulty: 2–3 steps like <see cref="ArithmeticTaskOptions.Easy"/>, but every number at most 50 and
-    /// single-digit addends, so a small model trained from scratch on two CPU cores gets a fair share right
-    /// (the Easy preset's results up to 200 need several times the training; see docs/demo.md).
-    /// </summary>
-    public static ArithmeticTaskOptions DemoTask => new()
-    {
-        MinSteps = 2,
-        MaxSteps = 3,
-        MaxStartValue = 20,
-        MaxAddend = 9,
-        MaxGroupCount = 3,
-        MaxGroupSize = 5,
-        MaxScaleFactor = 2,
-        MaxValue = 50,
-    };
+    /// <summary>The demo's difficulty (see <see cref="ArithmeticTaskOptions.Demo"/> and docs/demo.md).</summary>
+    public static ArithmeticTaskOptions DemoTask => ArithmeticTaskOptions.Demo;
 
     /// <summary>One token per character of the task's alphabet, then EOS and padding.</summary>
     public static ByteLevelBpeTokenizer CreateTokenizer() => CharacterTokenizer.Create(new string(ArithmeticTask.Alphabet.ToArray()));

@@ -58,6 +58,22 @@ public sealed class ArithmeticTaskOptions
         MaxValue = 200,
     };
 
+    /// <summary>
+    /// The samples' demo task (the committed SFT model's): 2–3 steps like <see cref="Easy"/>, but every number at most 50
+    /// and single-digit addends, so that a small model trained from scratch on two CPU cores gets a fair share right.
+    /// </summary>
+    public static ArithmeticTaskOptions Demo => new()
+    {
+        MinSteps = 2,
+        MaxSteps = 3,
+        MaxStartValue = 20,
+        MaxAddend = 9,
+        MaxGroupCount = 3,
+        MaxGroupSize = 5,
+        MaxScaleFactor = 2,
+        MaxValue = 50,
+    };
+
     /// <summary>The defaults: 2–4 steps, operands up to 2 digits, results up to 3 digits.</summary>
     public static ArithmeticTaskOptions Default => new();
 

@@ -67,24 +67,13 @@ internal sealed class BuildPairsCommand : ISampleCommand
             Dataset = dataset,
         };
 
-        StepPreferenceReport? report = null;
-        await AnsiConsole.Progress().Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn())
-            .StartAsync(async ctx =>
-            {
-                var task = ctx.AddTask("problems", maxValue: Math.Max(1, problems.Count));
-                var progress = new Progress<StepPreferenceReport>(r =>
-                {
-                    task.Value = r.Problems;
-                    task.Description = $"problems ({r.Pairs} pairs)";
-                });
-                report = await ml.StepDpo().BuildStepPreferencesAsync(ml.Data.LoadFromEnumerable(problems), options, progress, ct);
-                task.Value = task.MaxValue;
-            });
+        var report = await ConsoleProgress.RunAsync("problems", line => ml.StepDpo().BuildStepPreferencesAsync(ml.Data.LoadFromEnumerable(problems), options,
+            new InlineProgress<StepPreferenceReport>(r => line.Report(r.Problems, problems.Count, $"problems ({r.Pairs} pairs)")), ct));
 
         var table = new Table().AddColumns("stage", "count");
         foreach (var (stage, count) in new[]
         {
-            ("problems", (long)report!.Problems), ("resumed", report.Resumed), ("sampled", report.Sampled), ("wrong", report.Wrong),
+            ("problems", (long)report.Problems), ("resumed", report.Resumed), ("sampled", report.Sampled), ("wrong", report.Wrong),
             ("located", report.Located), ("rectified", report.Rectified), ("pairs", report.Pairs), ("answer pairs", report.AnswerPairs),
         })
             table.AddRow(stage, count.ToString());

@@ -1,3 +1,4 @@
+using Microsoft.ML.StepDpo.Training;
 using ScottPlot;
 
 namespace StepDpo.Samples;
@@ -6,7 +7,7 @@ namespace StepDpo.Samples;
 internal static class DemoChart
 {
     public static void Write(string path, IReadOnlyList<(string Label, double Accuracy, double Lower, double Upper)> accuracies,
-        IReadOnlyDictionary<string, List<(int Seed, List<Dictionary<string, double>> History)>> histories)
+        IReadOnlyDictionary<string, List<(int Seed, IReadOnlyList<TrainingProgress> Steps)>> trainingSteps)
     {
         var multi = new Multiplot();
         multi.AddPlots(2);
@@ -31,13 +32,13 @@ internal static class DemoChart
 
         var margins = multi.GetPlot(1);
         int color = 1;
-        foreach (var (method, runs) in histories.OrderBy(kv => kv.Key, StringComparer.Ordinal))
+        foreach (var (method, runs) in trainingSteps.OrderBy(kv => kv.Key, StringComparer.Ordinal))
         {
-            foreach (var (seed, history) in runs)
+            foreach (var (seed, steps) in runs)
             {
-                var points = history.Where(h => h.ContainsKey("rewards/margins") && h.ContainsKey("step")).ToList();
+                var points = steps.Where(p => p.Metrics.ContainsKey("rewards/margins")).ToList();
                 if (points.Count == 0) continue;
-                var line = margins.Add.Scatter(points.Select(h => h["step"]).ToArray(), points.Select(h => h["rewards/margins"]).ToArray());
+                var line = margins.Add.Scatter(points.Select(p => (double)p.Step).ToArray(), points.Select(p => p.Metrics["rewards/margins"]).ToArray());
                 line.LegendText = runs.Count > 1 ? $"{Label(method)} (seed {seed})" : Label(method);
                 line.Color = Colors.Category10[color % 10];
                 line.MarkerSize = 0;

@@ -4,10 +4,10 @@ using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Microsoft.ML;
+using Microsoft.ML.StepDpo;
 using Microsoft.ML.StepDpo.Answers;
-using Microsoft.ML.StepDpo.Modeling;
-using Microsoft.ML.StepDpo.Modeling.Tokenization;
 using Microsoft.ML.StepDpo.Tasks;
+using Microsoft.ML.StepDpo.Training;
 using Spectre.Console;
 using TorchSharp;
 
@@ -15,9 +15,9 @@ namespace StepDpo.Samples;
 
 /// <summary>
 /// The main job: Step-DPO end to end on the built-in arithmetic task (default command).
-/// a. SFT model: the committed one (Assets/sft-arithmetic), or trained from scratch with --retrain-sft and cached
-///    under the output folder; b. self-generated step pairs; c. Step-DPO; d. answer-level DPO;
-/// e. greedy held-out evaluation with 95% intervals, a table and results.json.
+/// a. SFT model: the committed Hugging Face folder (Assets/sft-arithmetic), or --sft-model; b. self-generated step pairs;
+/// c. Step-DPO; d. answer-level DPO, each trained from the SFT folder and saved as an ML.NET zip and a Hugging Face folder;
+/// e. greedy held-out evaluation of every folder with 95% intervals, a table and results.json.
 /// Stages b–d live in <see cref="DemoPreferenceStages"/>; if stage b yields no pairs, the demo says so and reports no
 /// number for the methods that did not run.
 /// </summary>
@@ -28,13 +28,12 @@ internal sealed class DemoCommand : ISampleCommand
 
     public Command Build()
     {
-        var quick = new Option<bool>("--quick") { Description = "Fewer held-out problems (finishes in a few minutes)." };
+        var quick = new Option<bool>("--quick") { Description = QuickDescription };
         var output = new Option<DirectoryInfo>("--output") { Description = "Output folder.", DefaultValueFactory = _ => new DirectoryInfo("artifacts") };
         var seeds = new Option<int>("--seeds") { Description = "Repeat the seed-dependent stages with seeds 1..N and report mean and spread.", DefaultValueFactory = _ => 1 };
-        var retrain = new Option<bool>("--retrain-sft") { Description = "Train the SFT model from scratch (tens of minutes) instead of loading the committed one; cached under the output folder." };
         var heldOut = new Option<int>("--heldout") { Description = "Held-out problems per seed (default 500, or 200 with --quick)." };
         var threads = new Option<int>("--threads") { Description = "Torch intra-op threads (1 keeps results reproducible and is fastest for this small model on a busy machine).", DefaultValueFactory = _ => 1 };
-        var sftModel = new Option<DirectoryInfo?>("--sft-model") { Description = "Start from this SFT model folder instead of the committed one (e.g. a train-sft-demo output)." };
+        var sftModel = new Option<DirectoryInfo?>("--sft-model") { Description = "Start from this SFT model folder (a Hugging Face folder in the plain prompt format) instead of the committed one." };
         var lr = new Option<double?>("--lr") { Description = "Peak learning rate of Step-DPO and DPO (default: see docs/demo.md)." };
         var beta = new Option<double?>("--beta") { Description = "β of Step-DPO and DPO." };
         var epochs = new Option<int?>("--epochs") { Description = "Epochs of Step-DPO and DPO over the pairs." };
@@ -42,7 +41,7 @@ internal sealed class DemoCommand : ISampleCommand
         var nll = new Option<double?>("--nll-weight") { Description = "RPO: weight of the chosen response's NLL added to the Step-DPO and DPO losses (default 0)." };
         var cmd = new Command("demo", "Run Step-DPO end to end on the built-in arithmetic task (default command).")
         {
-            quick, output, seeds, retrain, heldOut, threads, sftModel, lr, beta, epochs, problems, nll,
+            quick, output, seeds, heldOut, threads, sftModel, lr, beta, epochs, problems, nll,
         };
         cmd.SetAction(p =>
         {
@@ -54,68 +53,66 @@ internal sealed class DemoCommand : ISampleCommand
                 NllWeight = p.GetValue(nll) ?? stages.NllWeight,
             };
             return Run(new DemoSettings(
-                p.GetValue(quick), p.GetValue(output)!.FullName, Math.Max(1, p.GetValue(seeds)), p.GetValue(retrain),
+                p.GetValue(quick), p.GetValue(output)!.FullName, Math.Max(1, p.GetValue(seeds)),
                 p.GetValue(heldOut) is int n and > 0 ? n : p.GetValue(quick) ? 200 : 500, p.GetValue(threads), p.GetValue(sftModel)?.FullName, stages));
         });
         return cmd;
     }
 
-    internal sealed record DemoSettings(bool Quick, string Output, int Seeds, bool RetrainSft, int HeldOut, int Threads, string? SftModel,
-        DemoPreferenceStages.Settings? Stages = null);
+    /// <summary>What --quick does, as --help shows it (measured: 1.5–2 min against 6.5 min for the full run, two CPU cores shared with other builds).</summary>
+    internal const string QuickDescription =
+        "Smaller run, a quarter to a third of the full run's time (1.5–2 minutes on two busy CPU cores): pairs from 48 training problems with " +
+        "4 samples, rollouts and rectifications each (instead of 240 with 6), and 200 held-out problems (instead of 500).";
 
-    /// <summary>Result of one stage that produces a model: the model, or why there is none.</summary>
-    private sealed record StageOutcome(Qwen2ForCausalLM? Model, string? Missing, double Seconds, int Pairs = 0);
+    internal sealed record DemoSettings(bool Quick, string Output, int Seeds, int HeldOut, int Threads, string? SftModel, DemoPreferenceStages.Settings Stages);
+
+    /// <summary>Result of one stage that produces a model: its Hugging Face folder, or why there is none.</summary>
+    private sealed record StageOutcome(string? ModelDirectory, string? Missing, double Seconds, int Pairs = 0);
 
     private static int Run(DemoSettings s)
     {
-        TorchRuntime.EnsureLoaded();
         if (s.Threads > 0) torch.set_num_threads(s.Threads);
         Directory.CreateDirectory(s.Output);
         var total = Stopwatch.StartNew();
         AnsiConsole.MarkupLine("[bold]Microsoft.ML.StepDpo demo[/]: Step-DPO on multi-step arithmetic word problems");
         var seconds = new Dictionary<string, double>();
 
-        // a. SFT model
-        var (sft, tokenizer, sftSource, sftSeconds) = StageSft(s);
-        seconds["sft"] = sftSeconds;
+        // a. SFT model: a Hugging Face folder that every later stage starts from.
+        var (sft, sftSource) = StageSft(s);
+        seconds["sft"] = 0;
         var seedList = Enumerable.Range(1, s.Seeds).ToArray();
         var perMethod = new Dictionary<string, List<(int Seed, AnswerMetrics Metrics)>>();
         var missing = new SortedSet<string>(StringComparer.Ordinal);
         int pairs = 0;
         double evalSeconds = 0;
-        var marginHistory = new Dictionary<string, List<(int Seed, List<Dictionary<string, double>> History)>>();
-        using (sft)
+        var trainingSteps = new Dictionary<string, List<(int Seed, IReadOnlyList<TrainingProgress> Steps)>>();
+        foreach (int seed in seedList)
         {
-            foreach (int seed in seedList)
+            if (s.Seeds > 1) AnsiConsole.MarkupLine($"[bold]Seed {seed}[/]");
+            // b–d. Self-generated pairs, then Step-DPO and answer-level DPO on the same pair budget.
+            var (pairStage, stepDpo, dpo) = PreferenceStages(sft, seed, s, trainingSteps);
+            foreach (var (name, stage) in new[] { ("b. step pairs", pairStage), ("c. Step-DPO", stepDpo), ("d. DPO", dpo) })
             {
-                if (s.Seeds > 1) AnsiConsole.MarkupLine($"[bold]Seed {seed}[/]");
-                // b–d. Self-generated pairs, then Step-DPO and answer-level DPO on the same pair budget.
-                var (pairStage, stepDpo, dpo) = PreferenceStages(sft, tokenizer, seed, s, marginHistory);
-                foreach (var (name, stage) in new[] { ("b. step pairs", pairStage), ("c. Step-DPO", stepDpo), ("d. DPO", dpo) })
+                if (stage.Missing is not null)
                 {
-                    if (stage.Missing is not null)
-                    {
-                        missing.Add($"{name}: {stage.Missing}");
-                        AnsiConsole.MarkupLine($"[yellow]{Markup.Escape(name)}: not available yet[/] — {Markup.Escape(stage.Missing)}");
-                    }
-                    else
-                        seconds[Key(name)] = seconds.GetValueOrDefault(Key(name)) + stage.Seconds;
+                    missing.Add($"{name}: {stage.Missing}");
+                    AnsiConsole.MarkupLine($"[yellow]{Markup.Escape(name)}: not available[/] — {Markup.Escape(stage.Missing)}");
                 }
-                pairs = Math.Max(pairs, pairStage.Pairs);
+                else
+                    seconds[Key(name)] = seconds.GetValueOrDefault(Key(name)) + stage.Seconds;
+            }
+            pairs = Math.Max(pairs, pairStage.Pairs);
 
-                // e. evaluation of every model there is, on the same held-out problems
-                var models = new List<(string Method, Qwen2ForCausalLM Model)> { ("sft", sft) };
-                if (dpo.Model is not null) models.Add(("dpo", dpo.Model));
-                if (stepDpo.Model is not null) models.Add(("step_dpo", stepDpo.Model));
-                var (metrics, secs) = StageEvaluate(models, tokenizer, s.HeldOut, seed, s.Output);
-                evalSeconds += secs;
-                foreach (var (method, m) in metrics)
-                {
-                    if (!perMethod.TryGetValue(method, out var list)) perMethod[method] = list = new();
-                    list.Add((seed, m));
-                }
-                dpo.Model?.Dispose();
-                stepDpo.Model?.Dispose();
+            // e. evaluation of every model there is, on the same held-out problems
+            var models = new List<(string Method, string Directory)> { ("sft", sft) };
+            if (dpo.ModelDirectory is not null) models.Add(("dpo", dpo.ModelDirectory));
+            if (stepDpo.ModelDirectory is not null) models.Add(("step_dpo", stepDpo.ModelDirectory));
+            var (metrics, secs) = StageEvaluate(models, s.HeldOut, seed, s.Output);
+            evalSeconds += secs;
+            foreach (var (method, m) in metrics)
+            {
+                if (!perMethod.TryGetValue(method, out var list)) perMethod[method] = list = new();
+                list.Add((seed, m));
             }
         }
         seconds["evaluation"] = evalSeconds;
@@ -125,14 +122,14 @@ internal sealed class DemoCommand : ISampleCommand
         string chart = Path.Combine(s.Output, "demo.png");
         var bars = new[] { "sft", "dpo", "step_dpo" }.Where(perMethod.ContainsKey)
             .Select(m => { var (a, lo, hi) = Pooled(perMethod[m]); return (DemoChart.Label(m), a, lo, hi); }).ToList();
-        DemoChart.Write(chart, bars, marginHistory);
+        DemoChart.Write(chart, bars, trainingSteps);
         AnsiConsole.MarkupLine($"Wrote the chart [blue]{Markup.Escape(chart)}[/].");
         var json = ResultsJson(seedList, perMethod, pairs, seconds, s, sftSource, missing);
         string resultsPath = Path.Combine(s.Output, "results.json");
         File.WriteAllText(resultsPath, json.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
         AnsiConsole.MarkupLine($"Wrote [blue]{Markup.Escape(resultsPath)}[/] ({total.Elapsed.TotalSeconds:F0} s in all).");
         if (missing.Count > 0)
-            AnsiConsole.MarkupLine("[yellow]This run shows the SFT starting point only: the self-generated pairs, Step-DPO and DPO stages are not in this build yet.[/]");
+            AnsiConsole.MarkupLine("[yellow]This run shows the SFT starting point only: the SFT model's samples gave no step pairs to train on.[/]");
         return 0;
     }
 
@@ -146,114 +143,87 @@ internal sealed class DemoCommand : ISampleCommand
 
     // ---- a. SFT ---------------------------------------------------------------------------------------------
 
-    private static (Qwen2ForCausalLM Model, ByteLevelBpeTokenizer Tokenizer, string Source, double Seconds) StageSft(DemoSettings s)
+    private static (string Directory, string Source) StageSft(DemoSettings s)
     {
-        var clock = Stopwatch.StartNew();
-        string cached = Path.Combine(s.Output, "sft-model");
-        if (s.SftModel is not null)
-        {
-            var (m, t) = ArithmeticSftRecipe.Load(s.SftModel);
-            AnsiConsole.MarkupLine($"[green]a. SFT[/]: loaded {Markup.Escape(s.SftModel)} ({Parameters(m):N0} parameters) in {clock.Elapsed.TotalSeconds:F1} s");
-            return (m, t, "given", clock.Elapsed.TotalSeconds);
-        }
-        if (!s.RetrainSft)
-        {
-            if (!File.Exists(Path.Combine(CommittedSftDirectory, ModelCheckpoint.ConfigFile)))
-                throw new InvalidOperationException($"The committed SFT model is missing from '{CommittedSftDirectory}'. Rebuild the samples, or run with --retrain-sft.");
-            var (m, t) = ArithmeticSftRecipe.Load(CommittedSftDirectory);
-            AnsiConsole.MarkupLine($"[green]a. SFT[/]: loaded the committed model ({Parameters(m):N0} parameters) from Assets/sft-arithmetic in {clock.Elapsed.TotalSeconds:F1} s");
-            return (m, t, "committed", clock.Elapsed.TotalSeconds);
-        }
-        if (File.Exists(Path.Combine(cached, ModelCheckpoint.ConfigFile)))
-        {
-            var (m, t) = ArithmeticSftRecipe.Load(cached);
-            AnsiConsole.MarkupLine($"[green]a. SFT[/]: reused the model trained earlier in {Markup.Escape(cached)} ({clock.Elapsed.TotalSeconds:F1} s; delete it to retrain)");
-            return (m, t, "cached", clock.Elapsed.TotalSeconds);
-        }
-
-        var settings = new ArithmeticSftSettings();
-        var tokenizer = ArithmeticSftRecipe.CreateTokenizer();
-        settings.Sft.MetricsPath = Path.Combine(s.Output, "sft-metrics.jsonl");
-        Qwen2ForCausalLM? model = null;
-        AnsiConsole.Progress()
-            .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(), new RemainingTimeColumn())
-            .Start(ctx =>
-            {
-                var task = ctx.AddTask("a. SFT from scratch", maxValue: 1);
-                settings.Sft.Progress = new InlineProgress<Microsoft.ML.StepDpo.Training.TrainingProgress>(p =>
-                {
-                    task.MaxValue = p.TotalSteps;
-                    task.Value = p.Step;
-                    if (p.Metrics.TryGetValue("loss", out double loss))
-                        task.Description = string.Create(CultureInfo.InvariantCulture, $"a. SFT from scratch (loss {loss:F3})");
-                });
-                model = ArithmeticSftRecipe.Train(settings, tokenizer);
-            });
-        ArithmeticSftRecipe.Save(model!, tokenizer, cached);
-        AnsiConsole.MarkupLine($"[green]a. SFT[/]: trained in {clock.Elapsed.TotalMinutes:F1} min, cached in {Markup.Escape(cached)}");
-        return (model!, tokenizer, "retrained", clock.Elapsed.TotalSeconds);
+        string dir = s.SftModel ?? CommittedSftDirectory;
+        if (!File.Exists(Path.Combine(dir, "config.json")))
+            throw new InvalidOperationException(s.SftModel is null
+                ? $"The committed SFT model is missing from '{dir}'. Rebuild the samples."
+                : $"'{dir}' is not a model folder (no config.json).");
+        AnsiConsole.MarkupLine(s.SftModel is null
+            ? "[green]a. SFT[/]: the committed model, a Hugging Face folder (config.json, model.safetensors, tokenizer.json) in Assets/sft-arithmetic"
+            : $"[green]a. SFT[/]: the model in {Markup.Escape(dir)}");
+        return (dir, s.SftModel is null ? "committed" : "given");
     }
 
     // ---- b–d. Self-generated pairs, Step-DPO, DPO -------------------------------------------------------------
-    // Each trainer copies the SFT model, so the SFT model itself is never modified.
+    // Each trainer starts from the SFT folder; each trained model is saved twice: the step scorer as an ML.NET zip
+    // (for grade and score) and the trained policy as a Hugging Face folder (for evaluation, generate, or a next run).
 
-    private static (StageOutcome Pairs, StageOutcome StepDpo, StageOutcome Dpo) PreferenceStages(Qwen2ForCausalLM sft, ByteLevelBpeTokenizer tokenizer,
-        int seed, DemoSettings s, Dictionary<string, List<(int Seed, List<Dictionary<string, double>> History)>> histories)
+    private static (StageOutcome Pairs, StageOutcome StepDpo, StageOutcome Dpo) PreferenceStages(string sft, int seed, DemoSettings s,
+        Dictionary<string, List<(int Seed, IReadOnlyList<TrainingProgress> Steps)>> trainingSteps)
     {
-        var settings = s.Stages ?? DemoPreferenceStages.For(s.Quick);
-        var files = DemoPreferenceStages.BuildPairs(sft, tokenizer, settings, seed, Path.Combine(s.Output, "pairs"));
+        var settings = s.Stages;
+        var files = DemoPreferenceStages.BuildPairs(sft, settings, seed, Path.Combine(s.Output, "pairs"));
         if (files.Pairs == 0)
         {
             const string none = "the SFT model's samples gave no usable pairs (see the counts above)";
             return (new StageOutcome(null, none, files.Seconds), new StageOutcome(null, none, 0), new StageOutcome(null, none, 0));
         }
         var pairStage = new StageOutcome(null, null, files.Seconds, files.Pairs);
-        var step = DemoPreferenceStages.Train("c. Step-DPO", sft, tokenizer, files.StepPairs, files.Pairs, settings, seed,
+        string suffix = seed == 1 ? "" : $"-seed{seed}";
+
+        var step = DemoPreferenceStages.Train("c. Step-DPO", sft, files.StepPairs, files.Pairs, settings, seed,
             Path.Combine(s.Output, $"step-dpo-metrics-seed{seed}.jsonl"));
-        var zip = Path.Combine(s.Output, seed == 1 ? "step-dpo.zip" : $"step-dpo-seed{seed}.zip");
+        var zip = Path.Combine(s.Output, $"step-dpo{suffix}.zip");
         new MLContext(seed).Model.Save(step.Scorer, null, zip);
-        AnsiConsole.MarkupLine($"   the Step-DPO step scorer is saved as an ML.NET model: [blue]{Markup.Escape(zip)}[/]");
-        var answer = DemoPreferenceStages.Train("d. DPO", sft, tokenizer, files.AnswerPairs, files.Pairs, settings, seed,
+        string stepModel = Path.Combine(s.Output, $"step-dpo-model{suffix}");
+        step.Scorer.SavePolicy(stepModel);
+        AnsiConsole.MarkupLine($"   saved the step scorer as an ML.NET model, [blue]{Markup.Escape(zip)}[/], and the trained model as a Hugging Face folder, [blue]{Markup.Escape(stepModel)}[/]");
+
+        var answer = DemoPreferenceStages.Train("d. DPO", sft, files.AnswerPairs, files.Pairs, settings, seed,
             Path.Combine(s.Output, $"dpo-metrics-seed{seed}.jsonl"));
-        Record(histories, "step_dpo", seed, step.History);
-        Record(histories, "dpo", seed, answer.History);
-        return (pairStage,
-            new StageOutcome(step.Scorer.Scorer.Policy, null, step.Seconds, step.Pairs),
-            new StageOutcome(answer.Scorer.Scorer.Policy, null, answer.Seconds, answer.Pairs));
+        string dpoModel = Path.Combine(s.Output, $"dpo-model{suffix}");
+        answer.Scorer.SavePolicy(dpoModel);
+
+        Record(trainingSteps, "step_dpo", seed, step.Steps);
+        Record(trainingSteps, "dpo", seed, answer.Steps);
+        return (pairStage, new StageOutcome(stepModel, null, step.Seconds, files.Pairs), new StageOutcome(dpoModel, null, answer.Seconds, files.Pairs));
     }
 
-    private static void Record(Dictionary<string, List<(int Seed, List<Dictionary<string, double>> History)>> histories, string method, int seed,
-        List<Dictionary<string, double>> history)
+    private static void Record(Dictionary<string, List<(int Seed, IReadOnlyList<TrainingProgress> Steps)>> trainingSteps, string method, int seed,
+        IReadOnlyList<TrainingProgress> steps)
     {
-        if (!histories.TryGetValue(method, out var list)) histories[method] = list = new();
-        list.Add((seed, history));
+        if (!trainingSteps.TryGetValue(method, out var list)) trainingSteps[method] = list = new();
+        list.Add((seed, steps));
     }
 
     // ---- e. Evaluation --------------------------------------------------------------------------------------
 
+    private sealed class HeldOutRow
+    {
+        public string Problem { get; set; } = "";
+        public string Answer { get; set; } = "";
+    }
+
     private static (List<(string Method, AnswerMetrics Metrics)> Metrics, double Seconds) StageEvaluate(
-        IReadOnlyList<(string Method, Qwen2ForCausalLM Model)> models, ByteLevelBpeTokenizer tokenizer, int heldOut, int seed, string output)
+        IReadOnlyList<(string Method, string Directory)> models, int heldOut, int seed, string output)
     {
         var clock = Stopwatch.StartNew();
-        var problems = ArithmeticSftRecipe.HeldOut(ArithmeticSftRecipe.DemoTask, heldOut, HeldOutSeed(seed));
+        var ml = new MLContext(seed);
+        var problems = ml.Data.LoadFromEnumerable(
+            ArithmeticTask.Generate(ArithmeticTaskOptions.Demo, heldOut, HeldOutSeed(seed), TaskSplit.HeldOut)
+                .Select(p => new HeldOutRow { Problem = p.Question, Answer = p.Answer.ToString(CultureInfo.InvariantCulture) }));
         var results = new List<(string, AnswerMetrics)>();
-        AnsiConsole.Progress()
-            .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(), new RemainingTimeColumn())
-            .Start(ctx =>
-            {
-                var tasks = models.Select(m => ctx.AddTask($"e. evaluate {m.Method} (greedy, {problems.Count} held-out)", maxValue: problems.Count, autoStart: false)).ToList();
-                for (int i = 0; i < models.Count; i++)
-                {
-                    var task = tasks[i];
-                    task.StartTask();
-                    var r = GreedyAccuracy.Evaluate(models[i].Model, tokenizer, ArithmeticSftRecipe.Prompt, problems,
-                        batchSize: 64, maxNewTokens: 160, progress: new InlineProgress<int>(done => task.Value = done));
-                    task.Value = problems.Count;
-                    results.Add((models[i].Method, r.Metrics));
-                    WriteSolutions(Path.Combine(output, $"eval-{models[i].Method}-seed{seed}.jsonl"), r.Solutions);
-                }
-            });
-        AnsiConsole.MarkupLine($"[green]e. evaluation[/]: {models.Count} model(s) × {problems.Count} held-out problems in {clock.Elapsed.TotalSeconds:F1} s");
+        foreach (var (method, directory) in models)
+        {
+            string label = $"e. evaluate {method} (greedy, {heldOut} held-out)";
+            var r = ConsoleProgress.Run(label, line => ml.StepDpo().EvaluateGreedy(directory, problems, DemoPreferenceStages.Template,
+                maxNewTokens: 160, batchSize: 64, progress: new InlineProgress<int>(done => line.Report(done, heldOut))));
+            results.Add((method, r.Metrics));
+            WriteSolutions(Path.Combine(output, $"eval-{method}-seed{seed}.jsonl"), r.Solutions);
+        }
+        AnsiConsole.MarkupLine($"[green]e. evaluation[/]: {models.Count} model(s) × {heldOut} held-out problems in {clock.Elapsed.TotalSeconds:F1} s");
         return (results, clock.Elapsed.TotalSeconds);
     }
 
@@ -285,7 +255,7 @@ internal sealed class DemoCommand : ISampleCommand
         {
             if (!perMethod.TryGetValue(method, out var runs))
             {
-                table.AddRow(label, "[grey]not yet[/]", "", "", "", "");
+                table.AddRow(label, "[grey]not run[/]", "", "", "", "");
                 continue;
             }
             var (acc, lo, hi) = Pooled(runs);
@@ -295,7 +265,7 @@ internal sealed class DemoCommand : ISampleCommand
             table.AddRow(label, string.Create(CultureInfo.InvariantCulture, $"{acc * 100:F1}%"),
                 string.Create(CultureInfo.InvariantCulture, $"{lo * 100:F1}–{hi * 100:F1}%"), third,
                 method == "sft" ? "—" : pairs.ToString(CultureInfo.InvariantCulture),
-                method == "sft" && sftSource != "retrained"
+                method == "sft"
                     ? $"{sftSource} model"
                     : string.Create(CultureInfo.InvariantCulture, $"{seconds.GetValueOrDefault(method):F0} s"));
         }
@@ -345,7 +315,4 @@ internal sealed class DemoCommand : ISampleCommand
             ["stages_not_available"] = new JsonArray(missing.Select(m => (JsonNode)m).ToArray()),
         };
     }
-
-    private static long Parameters(Qwen2ForCausalLM m) => m.parameters().Sum(p => p.numel());
-
 }

@@ -1,14 +1,14 @@
 using System.Diagnostics;
+using System.Globalization;
 using Microsoft.ML;
 using Microsoft.ML.StepDpo;
-using Microsoft.ML.StepDpo.Modeling;
-using Microsoft.ML.StepDpo.Modeling.Tokenization;
 using Microsoft.ML.StepDpo.Pipeline;
+using Microsoft.ML.StepDpo.Sampling;
 using Microsoft.ML.StepDpo.Scoring;
 using Microsoft.ML.StepDpo.Tasks;
+using Microsoft.ML.StepDpo.Text;
 using Microsoft.ML.StepDpo.Training;
 using Spectre.Console;
-using Microsoft.ML.StepDpo.Sampling;
 
 namespace StepDpo.Samples;
 
@@ -16,24 +16,20 @@ namespace StepDpo.Samples;
 /// Stages b–d of the demo: self-generated step pairs from the SFT model's own mistakes (locator pipeline:
 /// arithmetic verifier, then rollouts; rectification from the correct prefix), then Step-DPO on the step pairs
 /// and answer-level DPO on whole-solution pairs from the same samples, with the same number of pairs and
-/// optimizer steps.
+/// optimizer steps. Every stage starts from the SFT model's folder, which is never modified.
 /// </summary>
 internal static class DemoPreferenceStages
 {
     /// <summary>Settings of stages b–d (the demo's defaults; --quick shrinks the problem count).</summary>
     internal sealed record Settings(int Problems, int SamplesPerProblem, int Rollouts, int Rectifications, int Epochs, int BatchSize,
-        double LearningRate, double Beta, double NllWeight = 0, ArithmeticTaskOptions? Task = null, int LoraRank = 0)
-    {
-        /// <summary>The task the problems come from (default <see cref="ArithmeticSftRecipe.DemoTask"/>).</summary>
-        public ArithmeticTaskOptions TaskOptions => Task ?? ArithmeticSftRecipe.DemoTask;
-
-        /// <summary>Adapters when <see cref="LoraRank"/> &gt; 0: all projections, α = 2·rank, no dropout.</summary>
-        public LoraSettings Lora => new() { Rank = Math.Max(1, LoraRank), Alpha = 2 * Math.Max(1, LoraRank), Dropout = 0 };
-    }
+        double LearningRate, double Beta, double NllWeight = 0);
 
     public static Settings For(bool quick) => quick
         ? new Settings(Problems: 48, SamplesPerProblem: 4, Rollouts: 4, Rectifications: 4, Epochs: 3, BatchSize: 8, LearningRate: 2e-5, Beta: 0.4)
         : new Settings(Problems: 240, SamplesPerProblem: 6, Rollouts: 6, Rectifications: 6, Epochs: 3, BatchSize: 8, LearningRate: 2e-5, Beta: 0.4);
+
+    /// <summary>The prompt format of the built-in task's models: the question, a newline, then the steps.</summary>
+    public static PromptTemplate Template => PromptTemplate.Plain;
 
     internal sealed record PairFiles(string StepPairs, string AnswerPairs, StepPreferenceReport Report, int Pairs, double Seconds);
 
@@ -41,19 +37,19 @@ internal static class DemoPreferenceStages
     /// The training problems stage b samples a seed's pairs from: a different seed of the training split than the
     /// SFT model's, so its mistakes are honest. The first n of a longer draw are the same n problems.
     /// </summary>
-    public static IReadOnlyList<ArithmeticProblem> SourceProblems(ArithmeticTaskOptions task, int count, int seed) =>
-        ArithmeticTask.Generate(task, count, seed: 1000 + seed, TaskSplit.Train);
+    public static IReadOnlyList<ArithmeticProblem> SourceProblems(int count, int seed) =>
+        ArithmeticTask.Generate(ArithmeticTaskOptions.Demo, count, seed: 1000 + seed, TaskSplit.Train);
 
     /// <summary>b. Builds step pairs and answer pairs from the SFT model's samples on training problems.</summary>
-    public static PairFiles BuildPairs(Qwen2ForCausalLM sft, ByteLevelBpeTokenizer tokenizer, Settings s, int seed, string dir)
+    public static PairFiles BuildPairs(string sftModel, Settings s, int seed, string dir)
     {
         var clock = Stopwatch.StartNew();
         Directory.CreateDirectory(dir);
         string stepPath = Path.Combine(dir, $"step-pairs-seed{seed}.jsonl"), answerPath = Path.Combine(dir, $"answer-pairs-seed{seed}.jsonl");
-        var problems = SourceProblems(s.TaskOptions, s.Problems, seed);
+        var problems = SourceProblems(s.Problems, seed);
         var ml = new MLContext(seed);
-        var data = ml.Data.LoadFromEnumerable(problems.Select(p => new ProblemRow { Problem = p.Question, Answer = p.Answer.ToString(System.Globalization.CultureInfo.InvariantCulture), Id = p.Id }));
-        using var policy = new LocalModelCompletionSource(sft, tokenizer, ArithmeticSftRecipe.Prompt, maxBatchRows: 64, ownsModel: false);
+        var data = ml.Data.LoadFromEnumerable(problems.Select(p => new ProblemRow { Problem = p.Question, Answer = p.Answer.ToString(CultureInfo.InvariantCulture), Id = p.Id }));
+        using var policy = LocalModelCompletionSource.Load(sftModel, Template, maxBatchRows: 64);
         var options = new StepPreferenceOptions
         {
             Policy = policy, ProblemColumnName = "Problem", AnswerColumnName = "Answer", IdColumnName = "Id",
@@ -61,18 +57,9 @@ internal static class DemoPreferenceStages
             Sampling = new SamplingSettings { Temperature = 0.8, TopP = 0.95, MaxNewTokens = 160, Seed = seed },
             MaxConcurrency = 8, OutputPath = stepPath, AnswerPairsPath = answerPath, Dataset = "arithmetic", Seed = seed,
         };
-        StepPreferenceReport report = null!;
-        AnsiConsole.Progress()
-            .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(), new RemainingTimeColumn())
-            .Start(ctx =>
-            {
-                var task = ctx.AddTask($"b. step pairs ({problems.Count} problems)", maxValue: problems.Count);
-                report = ml.StepDpo().BuildStepPreferences(data, options, new InlineProgress<StepPreferenceReport>(r =>
-                {
-                    task.Value = r.Problems;
-                    task.Description = $"b. step pairs: {r.Wrong} wrong of {r.Sampled}, {r.Located} located, {r.Pairs} pairs";
-                }));
-            });
+        var report = ConsoleProgress.Run($"b. step pairs ({problems.Count} problems)", line =>
+            ml.StepDpo().BuildStepPreferences(data, options, new InlineProgress<StepPreferenceReport>(r =>
+                line.Report(r.Problems, problems.Count, $"b. step pairs: {r.Wrong} wrong of {r.Sampled}, {r.Located} located, {r.Pairs} pairs"))));
         int pairs = (int)Math.Min(report.Pairs, report.AnswerPairs);
         AnsiConsole.MarkupLine($"[green]b. step pairs[/]: {report.Problems} problems, {report.Sampled} samples, {report.Wrong} wrong, " +
                                $"{report.Located} located, {report.Rectified} rectified, {report.Pairs} step pairs, {report.AnswerPairs} answer pairs; " +
@@ -87,39 +74,39 @@ internal static class DemoPreferenceStages
         public string Id { get; set; } = "";
     }
 
-    internal sealed record Trained(StepScoringTransformer Scorer, List<Dictionary<string, double>> History, double Seconds, int Pairs);
+    /// <summary>A trained model: the step scorer, the progress of every optimizer step, and the training time.</summary>
+    internal sealed record Trained(StepScoringTransformer Scorer, IReadOnlyList<TrainingProgress> Steps, double Seconds);
 
-    /// <summary>c./d. Trains from the SFT model on the first <paramref name="pairs"/> rows of a Math-Step-DPO-10K file.</summary>
-    public static Trained Train(string label, Qwen2ForCausalLM sft, ByteLevelBpeTokenizer tokenizer, string pairsPath, int pairs, Settings s, int seed, string metricsPath)
+    /// <summary>
+    /// c./d. Trains from the SFT model on the first <paramref name="pairs"/> rows of a Math-Step-DPO-10K file. The same
+    /// trainer serves both methods: the answer pairs' rows have the whole solution after the shared opening
+    /// ("Let's think step by step.\nStep 1:") as chosen and rejected, which is answer-level DPO.
+    /// </summary>
+    public static Trained Train(string label, string sftModel, string pairsPath, int pairs, Settings s, int seed, string metricsPath)
     {
         var clock = Stopwatch.StartNew();
         var ml = new MLContext(seed);
         var data = ml.Data.TakeRows(ml.Data.LoadFromStepDpoJsonl(pairsPath), pairs);
+        var steps = new List<TrainingProgress>();
         var options = new StepDpoTrainer.Options
         {
-            BaseModel = sft, BaseTokenizer = tokenizer, Template = ArithmeticSftRecipe.Prompt, Beta = s.Beta, LearningRate = s.LearningRate,
+            BaseModelPath = sftModel, Template = Template, Beta = s.Beta, LearningRate = s.LearningRate,
             Epochs = s.Epochs, BatchSize = s.BatchSize, WarmupRatio = 0.1, Seed = seed, LogInterval = 1, MaxLength = 512, MaxPromptLength = 384,
             MetricsPath = metricsPath, NllWeight = s.NllWeight,
-            UseLora = s.LoraRank > 0, Lora = s.Lora,
         };
         var trainer = ml.StepDpo().Trainers.StepDpo(options);
-        StepScoringTransformer scorer = null!;
-        AnsiConsole.Progress()
-            .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(), new RemainingTimeColumn())
-            .Start(ctx =>
+        var scorer = ConsoleProgress.Run($"{label} ({pairs} pairs)", line =>
+        {
+            options.Progress = new InlineProgress<TrainingProgress>(p =>
             {
-                var task = ctx.AddTask($"{label} ({pairs} pairs)");
-                options.Progress = new InlineProgress<TrainingProgress>(p =>
-                {
-                    task.MaxValue = p.TotalSteps;
-                    task.Value = p.Step;
-                    task.Description = $"{label}: step {p.Step}/{p.TotalSteps}, loss {p.Metrics.GetValueOrDefault("loss"):F3}, margin {p.Metrics.GetValueOrDefault("rewards/margins"):F2}";
-                });
-                scorer = trainer.Fit(data);
+                steps.Add(p);
+                line.Report(p.Step, p.TotalSteps, $"{label}: step {p.Step}/{p.TotalSteps}, loss {p.Metrics.GetValueOrDefault("loss"):F3}, margin {p.Metrics.GetValueOrDefault("rewards/margins"):F2}");
             });
-        var last = trainer.LastHistory.LastOrDefault();
-        AnsiConsole.MarkupLine($"[green]{Markup.Escape(label)}[/]: {trainer.LastReport!.Used} pairs, final loss {last?.GetValueOrDefault("loss"):F3}, " +
+            return trainer.Fit(data);
+        });
+        var last = steps.LastOrDefault()?.Metrics;
+        AnsiConsole.MarkupLine($"[green]{Markup.Escape(label)}[/]: {pairs} pairs, final loss {last?.GetValueOrDefault("loss"):F3}, " +
                                $"reward margin {last?.GetValueOrDefault("rewards/margins"):F2}, accuracy {last?.GetValueOrDefault("rewards/accuracies"):F2} ({clock.Elapsed.TotalSeconds:F0} s)");
-        return new Trained(scorer, trainer.LastHistory.ToList(), clock.Elapsed.TotalSeconds, trainer.LastReport.Used);
+        return new Trained(scorer, steps, clock.Elapsed.TotalSeconds);
     }
 }

@@ -51,7 +51,7 @@ internal sealed class GradeCommand : ISampleCommand
         var transformer = ml.Model.Load(modelFile.FullName, out _);
         var engine = ml.Model.CreatePredictionEngine<StudentAnswer, Grade>(transformer);
 
-        var problem = ArithmeticTask.Generate(ArithmeticSftRecipe.DemoTask, 1, seed, TaskSplit.HeldOut)[0];
+        var problem = ArithmeticTask.Generate(ArithmeticTaskOptions.Demo, 1, seed, TaskSplit.HeldOut)[0];
         AnsiConsole.MarkupLineInterpolated($"[bold]Problem[/]: {problem.Question}");
         foreach (var (label, solution) in Answers(problem))
         {

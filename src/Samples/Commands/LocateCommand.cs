@@ -4,7 +4,6 @@ using Microsoft.Extensions.AI;
 using Microsoft.ML;
 using Microsoft.ML.Data;
 using Microsoft.ML.StepDpo;
-using Microsoft.ML.StepDpo.Data;
 using Microsoft.ML.StepDpo.Pipeline;
 using Microsoft.ML.StepDpo.Text;
 using Microsoft.ML.StepDpo.Verification;
@@ -105,17 +104,13 @@ internal sealed class LocateCommand : ISampleCommand
             .Append(ml.Transforms.CustomMapping<TickIn, TickOut>((_, o) => { Interlocked.Increment(ref done); o.Ticked = true; }, contractName: null));
         var transformed = pipeline.Fit(data).Transform(data);
 
-        long rows = 0;
-        AnsiConsole.Progress().Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn())
-            .Start(ctx =>
-            {
-                var task = ctx.AddTask("locating first errors", maxValue: Math.Max(1, total));
-                var writer = Task.Run(() => ml.Data.SaveAsJsonl(transformed, output.FullName,
-                    fields.Where(f => f is not ("first_error_step" or "verdicts" or "evidence")).Concat(new[] { "first_error_step", "verdicts", "evidence" }).ToArray()));
-                while (!writer.Wait(200)) task.Value = Interlocked.Read(ref done);
-                rows = writer.Result;
-                task.Value = task.MaxValue;
-            });
+        long rows = ConsoleProgress.Run("locating first errors", line =>
+        {
+            var writer = Task.Run(() => ml.Data.SaveAsJsonl(transformed, output.FullName,
+                fields.Where(f => f is not ("first_error_step" or "verdicts" or "evidence")).Concat(new[] { "first_error_step", "verdicts", "evidence" }).ToArray()));
+            while (!writer.Wait(200)) line.Report(Interlocked.Read(ref done), total);
+            return writer.Result;
+        });
 
         var firsts = ml.Data.LoadFromJsonl(output.FullName, "first_error_step").GetColumn<string>("first_error_step").ToList();
         int located = firsts.Count(f => f != "-1");
@@ -123,7 +118,12 @@ internal sealed class LocateCommand : ISampleCommand
         return 0;
     }
 
-    internal static string ReferenceAnswer(string raw) => raw.Contains("####", StringComparison.Ordinal) ? JsonlFormats.Gsm8kFinalAnswer(raw) : raw;
+    /// <summary>A GSM8K answer ("… #### 1,234") reduced to its final number ("1234"); any other text as it is.</summary>
+    internal static string ReferenceAnswer(string raw)
+    {
+        int i = raw.LastIndexOf("####", StringComparison.Ordinal);
+        return i < 0 ? raw : raw[(i + 4)..].Trim().Replace(",", "");
+    }
 }
 
 /// <summary>Where completions and judgments come from: a local model folder or an OpenAI-protocol endpoint.</summary>

@@ -38,9 +38,8 @@ internal sealed class ScoreCommand : ISampleCommand
         var lines = File.ReadLines(input.FullName).Where(l => !string.IsNullOrWhiteSpace(l)).ToList();
         output.Directory?.Create();
         using var writer = new StreamWriter(output.FullName);
-        AnsiConsole.Progress().Start(ctx =>
+        ConsoleProgress.Run("scoring", progress =>
         {
-            var task = ctx.AddTask("scoring", maxValue: lines.Count);
             int lineNo = 0;
             foreach (var line in lines)
             {
@@ -51,8 +50,9 @@ internal sealed class ScoreCommand : ISampleCommand
                 obj["step_rewards"] = new JsonArray(s.StepRewards.Select(r => (JsonNode)r).ToArray());
                 obj["first_error_step"] = s.FirstErrorStep;
                 writer.WriteLine(obj.ToJsonString(s_json));
-                task.Increment(1);
+                progress.Report(lineNo, lines.Count);
             }
+            return lineNo;
         });
         AnsiConsole.MarkupLineInterpolated($"Scored {lines.Count} rows into [green]{output.FullName}[/].");
         return 0;

@@ -1,5 +1,8 @@
 using System.CommandLine;
 using System.Diagnostics;
+using System.Text.Encodings.Web;
+using System.Text.Json;
+using System.Text.Json.Nodes;
 using Microsoft.ML.StepDpo.Modeling.Tokenization;
 
 namespace StepDpo.Samples;
@@ -21,6 +24,9 @@ internal sealed class TokenizeCommand : ISampleCommand
         return cmd;
     }
 
+    // Plain UTF-8 text in the output (no \u escapes for quotes, '+' or non-ASCII).
+    private static readonly JsonSerializerOptions s_json = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+
     private static int Run(string tokenizerPath, FileInfo input, string field, FileInfo output)
     {
         var sw = Stopwatch.StartNew();
@@ -29,9 +35,26 @@ internal sealed class TokenizeCommand : ISampleCommand
             : ByteLevelBpeTokenizer.FromFile(tokenizerPath);
         double loadSeconds = sw.Elapsed.TotalSeconds;
         sw.Restart();
-        using var reader = new StreamReader(input.FullName);
-        using var writer = File.Create(output.FullName);
-        var (records, tokens) = JsonlFieldTokenizer.Run(text => tokenizer.Encode(text), reader, writer, field);
+        int records = 0, lineNumber = 0;
+        long tokens = 0;
+        using (var writer = new StreamWriter(output.FullName))
+        {
+            foreach (var line in File.ReadLines(input.FullName))
+            {
+                lineNumber++;
+                if (string.IsNullOrWhiteSpace(line)) continue;
+                if (JsonNode.Parse(line) is not JsonObject record)
+                    throw new InvalidDataException($"{input.FullName}:{lineNumber}: expected a JSON object.");
+                if (record[field] is not JsonValue value || !value.TryGetValue(out string? text))
+                    throw new InvalidDataException($"{input.FullName}:{lineNumber}: no string field '{field}'.");
+                int[] ids = tokenizer.Encode(text);
+                record.Remove("ids");
+                record["ids"] = new JsonArray(ids.Select(id => (JsonNode)id).ToArray());
+                writer.WriteLine(record.ToJsonString(s_json));
+                records++;
+                tokens += ids.Length;
+            }
+        }
         double seconds = sw.Elapsed.TotalSeconds;
         Console.WriteLine($"Loaded the tokenizer in {loadSeconds:F2} s; wrote {records} records, {tokens} tokens to {output.FullName} " +
             $"in {seconds:F2} s ({records / seconds:F0} records/s, {tokens / seconds:F0} tokens/s, JSON reading and writing included).");

@@ -79,23 +79,16 @@ internal sealed class TrainCommand : ISampleCommand
         };
         ml.Log += (_, e) => { if (e.Message.Contains("rows used", StringComparison.Ordinal) || e.Message.Contains("Resumed from checkpoint", StringComparison.Ordinal)) AnsiConsole.WriteLine(e.Message); };
         var trainer = step ? ml.StepDpo().Trainers.StepDpo(options) : ml.StepDpo().Trainers.Dpo(options);
-        Microsoft.ML.StepDpo.Scoring.StepScoringTransformer? scorer = null;
-        AnsiConsole.Progress().Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn())
-            .Start(ctx =>
-            {
-                var task = ctx.AddTask($"{a.Method} training");
-                options.Progress = new InlineProgress<TrainingProgress>(p =>
-                {
-                    task.MaxValue = p.TotalSteps;
-                    task.Value = p.Step;
-                    task.Description = $"{a.Method} step {p.Step}/{p.TotalSteps} loss {p.Metrics.GetValueOrDefault("loss"):F4} margin {p.Metrics.GetValueOrDefault("rewards/margins"):F3}";
-                });
-                scorer = trainer.Fit(data);
-            });
+        var scorer = ConsoleProgress.Run($"{a.Method} training", line =>
+        {
+            options.Progress = new InlineProgress<TrainingProgress>(p => line.Report(p.Step, p.TotalSteps,
+                $"{a.Method} step {p.Step}/{p.TotalSteps} loss {p.Metrics.GetValueOrDefault("loss"):F4} margin {p.Metrics.GetValueOrDefault("rewards/margins"):F3}"));
+            return trainer.Fit(data);
+        });
         var zip = Path.Combine(a.Output.FullName, "model.zip");
-        ml.Model.Save(scorer!, null, zip);
+        ml.Model.Save(scorer, null, zip);
         var hf = Path.Combine(a.Output.FullName, "model");
-        scorer!.SavePolicy(hf);
+        scorer.SavePolicy(hf);
         AnsiConsole.MarkupLineInterpolated($"Wrote the step scorer to [green]{zip}[/] and the trained model to [green]{hf}[/].");
         return 0;
     }
@@ -112,28 +105,17 @@ internal sealed class TrainCommand : ISampleCommand
         };
         ml.Log += (_, e) => { if (e.Message.Contains("rows used", StringComparison.Ordinal) || e.Message.Contains("Resumed from checkpoint", StringComparison.Ordinal)) AnsiConsole.WriteLine(e.Message); };
         var trainer = ml.StepDpo().Trainers.Sft(options);
-        Microsoft.ML.StepDpo.Scoring.TextGenerationTransformer? model = null;
-        AnsiConsole.Progress().Start(ctx =>
+        var model = ConsoleProgress.Run("sft training", line =>
         {
-            var task = ctx.AddTask("sft training");
-            options.Progress = new InlineProgress<TrainingProgress>(p =>
-            {
-                task.MaxValue = p.TotalSteps; task.Value = p.Step;
-                task.Description = $"sft step {p.Step}/{p.TotalSteps} loss {p.Metrics.GetValueOrDefault("loss"):F4}";
-            });
-            model = trainer.Fit(data);
+            options.Progress = new InlineProgress<TrainingProgress>(p => line.Report(p.Step, p.TotalSteps,
+                $"sft step {p.Step}/{p.TotalSteps} loss {p.Metrics.GetValueOrDefault("loss"):F4}"));
+            return trainer.Fit(data);
         });
         var hf = Path.Combine(a.Output.FullName, "model");
-        model!.SaveModel(hf);
+        model.SaveModel(hf);
         var zip = Path.Combine(a.Output.FullName, "model.zip");
         ml.Model.Save(model, null, zip);
         AnsiConsole.MarkupLineInterpolated($"Wrote the trained model to [green]{hf}[/] and the generating ML.NET model to [green]{zip}[/].");
         return 0;
     }
-}
-
-/// <summary>IProgress that reports on the calling thread (Progress&lt;T&gt; would post to the thread pool).</summary>
-internal sealed class InlineProgress<T>(Action<T> report) : IProgress<T>
-{
-    public void Report(T value) => report(value);
 }

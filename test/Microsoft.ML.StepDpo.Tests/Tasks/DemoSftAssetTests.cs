@@ -47,6 +47,7 @@ public sealed class DemoSftAssetTests
             // The whole method at toy size in a fresh process: 16 training problems, 24 held-out problems.
             var (code, output) = FreshProcess.RunSamples("demo", "--quick", "--problems", "16", "--heldout", "24", "--output", dir);
             Assert.AreEqual(0, code, output);
+            AssertPlainLog(output);
             var json = JsonNode.Parse(File.ReadAllText(Path.Combine(dir, "results.json")))!;
             Assert.AreEqual(1, json["seeds"]![0]!.GetValue<int>());
             int pairs = json["pairs"]!.GetValue<int>();
@@ -68,10 +69,28 @@ public sealed class DemoSftAssetTests
             Assert.IsGreaterThanOrEqualTo(pairs, pairRows.Length);
             var png = File.ReadAllBytes(Path.Combine(dir, "demo.png"));
             CollectionAssert.AreEqual(new byte[] { 0x89, (byte)'P', (byte)'N', (byte)'G' }, png[..4]);
+            // The trained policies as Hugging Face folders, next to the zip.
+            foreach (var model in new[] { "step-dpo-model", "dpo-model" })
+                Assert.IsTrue(File.Exists(Path.Combine(dir, model, "config.json")) && File.Exists(Path.Combine(dir, model, "model.safetensors")), model);
         }
         finally
         {
             Directory.Delete(dir, true);
         }
+    }
+
+    /// <summary>Output redirected to a file (as here) reads as a log: no escape codes, no line printed twice, no wrapping at 80 columns.</summary>
+    private static void AssertPlainLog(string output)
+    {
+        Assert.IsFalse(output.Contains('\u001b'), "ANSI escape sequences in redirected output:\n" + output);
+        var lines = output.Split('\n').Select(l => l.TrimEnd('\r')).Where(l => l.Trim().Length > 0).ToList();
+        var repeated = lines.GroupBy(l => l, StringComparer.Ordinal).Where(g => g.Count() > 1).Select(g => g.Key).ToList();
+        Assert.IsEmpty(repeated, "repeated lines:\n" + string.Join("\n", repeated));
+        // Each stage starts with one line, and its summary is one line however long.
+        foreach (var stage in new[] { "b. step pairs (16 problems) …", "c. Step-DPO (", "d. DPO (", "e. evaluate sft (greedy, 24 held-out) …" })
+            Assert.IsTrue(lines.Any(l => l.StartsWith(stage, StringComparison.Ordinal)), $"no line starts with '{stage}':\n{output}");
+        var summary = lines.Single(l => l.StartsWith("b. step pairs: 16 problems", StringComparison.Ordinal));
+        StringAssert.Contains(summary, "of each used");
+        Assert.IsGreaterThan(80, summary.Length);
     }
 }
