@@ -42,7 +42,10 @@ public sealed class JudgeStepVerifier : IStepVerifier
     public int MaxOutputTokens { get; init; } = 2048;
 
     /// <summary>Let request failures propagate instead of answering Unknown (used by the preference pipeline).</summary>
-    internal bool ThrowOnFailure { get; set; }
+    internal bool ThrowOnFailure { get; init; }
+
+    /// <summary>This judge as the preference pipeline runs it, leaving this instance unchanged: request failures propagate.</summary>
+    internal JudgeStepVerifier ForPipeline() => new(_client, ModelId, Retry) { MaxOutputTokens = MaxOutputTokens, ThrowOnFailure = true };
 
     /// <inheritdoc/>
     public async Task<IReadOnlyList<StepCheck>> VerifyAsync(StepVerificationInput input, CancellationToken cancellationToken = default)

@@ -68,11 +68,15 @@ public sealed class StepDpoTrainerTests
         var trainer = ml.StepDpo().Trainers.StepDpo(Options(model, tok));
         var scorer = trainer.Fit(data);
 
-        Assert.AreEqual(5, trainer.LastReport!.Rows);
-        Assert.AreEqual(4, trainer.LastReport.Used);
-        Assert.AreEqual(1, trainer.LastReport.EmptyResponse);
-        Assert.IsGreaterThan(0.0, trainer.LastHistory[^1]["rewards/margins"]);
-        Assert.AreEqual(1.0, trainer.LastHistory[^1]["rewards/accuracies"], 1e-9);
+        var report = trainer.LastReport!;
+        Assert.AreEqual(5, report.Rows);
+        Assert.AreEqual(4, report.ExamplesUsed);
+        Assert.AreEqual(1, report.SkippedEmpty);
+        Assert.AreEqual(1, report.ExamplesSkipped);
+        Assert.AreEqual(8, report.OptimizerSteps, "4 pairs in one batch of 4, 8 epochs");
+        Assert.HasCount(8, report.History, "one record per step (LogInterval 1)");
+        Assert.IsGreaterThan(0.0, report.History[^1]["rewards/margins"]);
+        Assert.AreEqual(1.0, report.History[^1]["rewards/accuracies"], 1e-9);
 
         // The implicit reward of a trained chosen step is above that of its rejected step, in context.
         var engine = ml.Model.CreatePredictionEngine<ScoreInput, ScoreOutput>(scorer);
