@@ -11,7 +11,7 @@ internal sealed record EvaluationProblem(string Question, string Reference);
 /// <param name="Reference">The reference final answer.</param>
 /// <param name="Solution">The solution as graded: the forced opening ("Let's think step by step.\nStep 1: ") plus the generated text.</param>
 /// <param name="Extracted">The final answer found in <paramref name="Solution"/> (normalized; empty when none).</param>
-/// <param name="Correct">Whether <paramref name="Extracted"/> is equivalent to the reference.</param>
+/// <param name="Correct">Whether <paramref name="Extracted"/> is equivalent to the reference answer.</param>
 internal sealed record EvaluatedSolution(string Question, string Reference, string Solution, string Extracted, bool Correct);
 
 /// <summary>Accuracy with its 95% interval, and every graded solution in the order of the problems.</summary>
@@ -19,7 +19,7 @@ internal sealed record GreedyEvaluationResult(AnswerMetrics Metrics, IReadOnlyLi
 
 /// <summary>
 /// Held-out accuracy the way the paper measures it: greedy decoding from the evaluation prompt (which forces the
-/// step format), the final answer extracted from the solution and compared with the reference
+/// step format), the final answer extracted from the solution and compared with the reference answer
 /// (<see cref="AnswerExtractor"/>, <see cref="AnswerEquivalence"/>), Wilson 95% interval.
 /// </summary>
 internal static class GreedyAccuracy

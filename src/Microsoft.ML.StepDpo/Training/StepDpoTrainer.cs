@@ -14,10 +14,10 @@ namespace Microsoft.ML.StepDpo.Training;
 /// </summary>
 public sealed class StepDpoTrainer : LanguageModelTrainer<StepScoringTransformer>
 {
-    /// <summary>Options of <see cref="StepDpoTrainer"/>. Defaults follow the paper's reference runs unless noted.</summary>
+    /// <summary>Options of <see cref="StepDpoTrainer"/>. Defaults follow the paper's runs (arXiv 2406.18629) unless noted.</summary>
     public sealed class Options : LanguageModelTrainerOptions
     {
-        /// <summary>Defaults of the Step-DPO reference runs: learning rate 5e-7, 4 epochs.</summary>
+        /// <summary>Defaults of the paper's runs: learning rate 5e-7, 4 epochs.</summary>
         public Options() : base(learningRate: 5e-7, epochs: 4) { }
 
         /// <summary>Text column with the problem. Default "prompt" (Math-Step-DPO-10K).</summary>
@@ -32,7 +32,7 @@ public sealed class StepDpoTrainer : LanguageModelTrainer<StepScoringTransformer
 
 
 
-        /// <summary>β of the loss: the strength of the pull towards the reference. Default 0.4.</summary>
+        /// <summary>β of the loss: the strength of the pull towards the reference model πref (the starting model). Default 0.4.</summary>
         public double Beta { get; set; } = 0.4;
         /// <summary>Loss family. Default sigmoid (DPO / Step-DPO).</summary>
         public PreferenceLossKind Loss { get; set; } = PreferenceLossKind.Sigmoid;
@@ -43,11 +43,11 @@ public sealed class StepDpoTrainer : LanguageModelTrainer<StepScoringTransformer
 
         /// <summary>Longest context kept (its end) when context + step is too long. Default 512.</summary>
         public int MaxPromptLength { get; set; } = 512;
-        /// <summary>Append EOS after the step. Default false: a step is not the end of an answer (as the reference).</summary>
+        /// <summary>Append EOS after the step. Default false: a step is not the end of an answer (as in the Step-DPO authors' trainer).</summary>
         public bool AppendEos { get; set; }
 
 
-        /// <summary>Compute reference log-probs once before training instead of every step. Default true (same math).</summary>
+        /// <summary>Compute the reference model πref's log-probs once before training instead of every step. Default true (same math).</summary>
         public bool PrecomputeReferenceLogProbs { get; set; } = true;
         /// <summary>One forward over [prefix][chosen][rejected] per pair instead of two sequences. Default true (same math).</summary>
         public bool PrefixSharing { get; set; } = true;
@@ -165,7 +165,7 @@ public sealed class StepDpoTrainer : LanguageModelTrainer<StepScoringTransformer
         return rows;
     }
 
-    /// <summary>An independent copy with the same weights (the frozen reference of full fine-tuning).</summary>
+    /// <summary>An independent copy with the same weights (the frozen reference model πref of full fine-tuning).</summary>
     internal static Qwen2ForCausalLM Clone(Qwen2ForCausalLM source)
     {
         var copy = new Qwen2ForCausalLM(source.Config, source.DType, source.Device);

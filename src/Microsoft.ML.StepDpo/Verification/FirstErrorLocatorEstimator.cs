@@ -44,7 +44,7 @@ public sealed class FirstErrorLocatorEstimator : IEstimator<FirstErrorLocatorTra
         /// <summary>The verifiers, in the order they are asked. Default: one <see cref="ArithmeticStepVerifier"/>.</summary>
         public IList<IStepVerifier> Verifiers { get; set; } = new List<IStepVerifier> { new ArithmeticStepVerifier() };
 
-        /// <summary>Count a step judged neutral as the error, as the reference judge protocol does. Default true.</summary>
+        /// <summary>Count a step judged neutral as the error, as the Step-DPO authors' judge protocol does. Default true.</summary>
         public bool NeutralIsError { get; set; } = true;
     }
 
