@@ -6,7 +6,7 @@ namespace Microsoft.ML.StepDpo.Answers;
 /// <summary>
 /// Decides whether a predicted answer equals a reference answer, following Qwen2.5-Math's <c>math_equal</c>
 /// (the grader Step-DPO results are reported with) on answers already normalized by <see cref="AnswerNormalizer"/>:
-/// case-insensitive string match → multiple-choice letter → numbers (relative tolerance 1e-4; the reference
+/// case-insensitive string match → multiple-choice letter → numbers (relative tolerance 1e-4; the reference answer
 /// ×100 and ÷100 also accepted) → brackets ignored → tuples/intervals element-wise → matrices element-wise →
 /// equations as <c>a-(b)</c> (either sign) and "x = …" against a value → expressions: constants numerically
 /// (tolerance 1e-4), expressions with variables by evaluation at random points. Never throws. The work of one check
@@ -24,7 +24,7 @@ public static class AnswerEquivalence
 
     /// <summary>
     /// Whether the final answer of <paramref name="solution"/> (see <see cref="AnswerExtractor"/>) equals the
-    /// reference; a reference holding a \boxed{} is extracted first, otherwise normalized.
+    /// reference answer; a reference answer holding a \boxed{} is extracted first, otherwise normalized.
     /// </summary>
     /// <param name="solution">The model's solution text.</param>
     /// <param name="reference">The reference answer.</param>
@@ -150,7 +150,7 @@ public static class AnswerEquivalence
         return s.Replace("{", "").Replace("}", "").Replace("(", "").Replace(")", "");
     }
 
-    /// <summary>The reference's parse_digits: commas removed, Python float(), or a percentage.</summary>
+    /// <summary>math_equal's parse_digits: commas removed, Python float(), or a percentage.</summary>
     internal static double? ParseDigits(string s)
     {
         string t = s.Replace(",", "");
@@ -197,7 +197,7 @@ public static class AnswerEquivalence
     }
 
     /// <summary>
-    /// The reference's sympy comparison, without a CAS: both sides parsed as expressions; constants compared
+    /// math_equal's sympy comparison, without a CAS: both sides parsed as expressions; constants compared
     /// numerically (relative tolerance 1e-4), expressions with variables compared at several points.
     /// </summary>
     private static bool SymbolicEqual(string a, string b, long deadline)

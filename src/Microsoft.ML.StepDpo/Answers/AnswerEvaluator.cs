@@ -1,4 +1,4 @@
-using Microsoft.ML.Data;
+using Microsoft.ML.StepDpo.Data;
 
 namespace Microsoft.ML.StepDpo.Answers;
 
@@ -50,11 +50,5 @@ internal static class AnswerEvaluator
         };
     }
 
-    private static DataViewSchema.Column TextColumn(DataViewSchema schema, string name)
-    {
-        var col = schema.GetColumnOrNull(name) ?? throw new ArgumentOutOfRangeException("inputSchema", $"Could not find input column '{name}'");
-        if (col.Type is not TextDataViewType)
-            throw new ArgumentOutOfRangeException("inputSchema", $"Schema mismatch for input column '{name}': expected String, got {col.Type}");
-        return col;
-    }
+    private static DataViewSchema.Column TextColumn(DataViewSchema schema, string name) => SchemaChecks.TextColumn(schema, name);
 }

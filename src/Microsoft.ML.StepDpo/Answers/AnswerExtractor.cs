@@ -3,8 +3,8 @@ using System.Text.RegularExpressions;
 namespace Microsoft.ML.StepDpo.Answers;
 
 /// <summary>
-/// Finds the final answer in a model's solution, in the order of the reference evaluation (DeepSeek-Math /
-/// Qwen2.5-Math): "final answer is $…$. I hope" → the last <c>\boxed{…}</c> (brace-matched) → the text after
+/// Finds the final answer in a model's solution, in the order of the answer graders of DeepSeek-Math and
+/// Qwen2.5-Math (the Step-DPO authors' evaluation reuses DeepSeek-Math's): "final answer is $…$. I hope" → the last <c>\boxed{…}</c> (brace-matched) → the text after
 /// the last "he answer is" → after "final answer is" → a fenced <c>```output</c> block → the last number.
 /// The result is normalized with <see cref="AnswerNormalizer"/>. Pure, thread-safe, linear time.
 /// </summary>
@@ -20,7 +20,7 @@ public static class AnswerExtractor
     /// <summary><see cref="Extract(string?)"/> with the unit removal chosen (the plain loop for tests and benchmarks).</summary>
     internal static string Extract(string? solution, bool plainUnits) => AnswerNormalizer.Normalize(ExtractRaw(solution), skipUnits: false, plainUnits);
 
-    /// <summary>The final answer before normalization (the reference's cleanup of ":" and trailing "." and "/" applied).</summary>
+    /// <summary>The final answer before normalization (the graders' cleanup of ":" and trailing "." and "/" applied).</summary>
     public static string ExtractRaw(string? solution)
     {
         if (string.IsNullOrEmpty(solution)) return string.Empty;
@@ -69,7 +69,7 @@ public static class AnswerExtractor
         return BraceContent(text, j);
     }
 
-    // The text inside the braces opening at start; an unbalanced brace takes the rest (as the reference does).
+    // The text inside the braces opening at start; an unbalanced brace takes the rest (as the graders do).
     private static string BraceContent(string s, int start)
     {
         int depth = 1;
@@ -93,7 +93,7 @@ public static class AnswerExtractor
         return block.Length == 0 ? null : block;
     }
 
-    /// <summary>The reference's cleaning of a multiple-choice answer: the last standalone letter A–E, else the text.</summary>
+    /// <summary>The graders' cleaning of a multiple-choice answer: the last standalone letter A–E, else the text.</summary>
     internal static string ChoiceAnswerClean(string pred)
     {
         pred = pred.Trim('\n').TrimEnd('.').TrimEnd('/').Trim(' ').TrimStart(':');

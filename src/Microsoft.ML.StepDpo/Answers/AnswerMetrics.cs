@@ -19,7 +19,7 @@ public sealed class AnswerMetrics
     /// <summary>Number of rows.</summary>
     public long Count { get; }
 
-    /// <summary>Rows whose answer is equivalent to the reference.</summary>
+    /// <summary>Rows whose answer is equivalent to the reference answer.</summary>
     public long Correct { get; }
 
     /// <summary>Correct / Count (0 when there are no rows).</summary>

@@ -26,7 +26,7 @@ public static class AnswerNormalizer
 
     private static readonly string[] s_variablePrefixes = { "x=", "y=", "z=", "x\\in", "y\\in", "z\\in", "x\\to", "y\\to", "z\\to" };
 
-    // Unit words from MathQA, as the reference lists them (plus each with an "s"). A "." in them matches any character.
+    // Unit words from MathQA, as the graders' strip_string lists them (plus each with an "s"). A "." in them matches any character.
     private static readonly string[] s_unitTexts = BuildUnits();
 
     private static string[] BuildUnits()
@@ -49,10 +49,10 @@ public static class AnswerNormalizer
 
     /// <summary>Normalizes <paramref name="answer"/> (null gives an empty string).</summary>
     /// <param name="answer">The answer text, e.g. the content of a \boxed{}.</param>
-    /// <param name="skipUnits">Do not remove unit words (the reference skips them for some datasets).</param>
+    /// <param name="skipUnits">Do not remove unit words (the graders skip them for some datasets).</param>
     public static string Normalize(string? answer, bool skipUnits = false) => Normalize(answer, skipUnits, plainUnits: false);
 
-    /// <summary>Normalization with the unit removal chosen: <paramref name="plainUnits"/> tries every unit in turn (the reference path, kept for tests and benchmarks).</summary>
+    /// <summary>Normalization with the unit removal chosen: <paramref name="plainUnits"/> tries every unit in turn (the graders' path, kept for tests and benchmarks).</summary>
     internal static string Normalize(string? answer, bool skipUnits, bool plainUnits)
     {
         return answer is null ? string.Empty : NormalizeCore(answer, skipUnits, plainUnits);
@@ -126,7 +126,7 @@ public static class AnswerNormalizer
     internal static bool IsWord(char c) => char.IsLetter(c) || char.IsNumber(c) || c == '_';
 
     /// <summary>
-    /// The reference's unit loop (every unit, in order, two passes; a removal that would leave nothing is not made),
+    /// The graders' unit loop (every unit, in order, two passes; a removal that would leave nothing is not made),
     /// trying only the units that can match. A unit that starts with a word character W… (its leading run of word
     /// characters) needs W to stand as a whole word in the string: the match starts at the string start or after a
     /// non-word character, and W is followed by the unit's space or by the end of the match (end or non-word). The
@@ -192,7 +192,7 @@ public static class AnswerNormalizer
         }
     }
 
-    /// <summary>The reference's unit loop without any filter: every unit is tried in turn, two passes.</summary>
+    /// <summary>The graders' unit loop without any filter: every unit is tried in turn, two passes.</summary>
     internal static string RemoveUnitsPlain(string s)
     {
         for (int pass = 0; pass < 2; pass++)
@@ -206,7 +206,7 @@ public static class AnswerNormalizer
 
 
     /// <summary>
-    /// Removes <paramref name="unit"/> where it stands as a word: the reference's <c>re.sub(r"(^|\W)unit($|\W)", r"\1\2", s)</c>,
+    /// Removes <paramref name="unit"/> where it stands as a word: the graders' <c>re.sub(r"(^|\W)unit($|\W)", r"\1\2", s)</c>,
     /// including how its matches consume the boundary characters and its "." wildcard.
     /// </summary>
     internal static string RemoveUnit(string s, string unit)
@@ -237,7 +237,7 @@ public static class AnswerNormalizer
         return sb.ToString();
     }
 
-    // One attempt of the pattern at position p, alternatives in the reference's order: "^" then "\W" before the unit.
+    // One attempt of the pattern at position p, alternatives in the graders' order: "^" then "\W" before the unit.
     private static bool TryMatchAt(string s, int p, string unit, out int unitStart, out int end)
     {
         for (int alt = 0; alt < 2; alt++)
@@ -265,7 +265,7 @@ public static class AnswerNormalizer
         return true;
     }
 
-    /// <summary><c>\frac12</c> → <c>\frac{1}{2}</c>, <c>\frac1{72}</c> → <c>\frac{1}{72}</c> (the reference's _fix_fracs).</summary>
+    /// <summary><c>\frac12</c> → <c>\frac{1}{2}</c>, <c>\frac1{72}</c> → <c>\frac{1}{72}</c> (the graders' _fix_fracs).</summary>
     internal static string FixFracs(string s)
     {
         var parts = s.Split("\\frac");
@@ -284,7 +284,7 @@ public static class AnswerNormalizer
         return sb.ToString();
     }
 
-    /// <summary><c>3/4</c> → <c>\frac{3}{4}</c> when both sides are plain integers (or contain sqrt), as the reference's _fix_a_slash_b.</summary>
+    /// <summary><c>3/4</c> → <c>\frac{3}{4}</c> when both sides are plain integers (or contain sqrt), as the graders' _fix_a_slash_b.</summary>
     internal static string FixSlash(string s)
     {
         int slash = s.IndexOf('/');

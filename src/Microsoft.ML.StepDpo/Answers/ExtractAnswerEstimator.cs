@@ -1,4 +1,4 @@
-using Microsoft.ML.Data;
+using Microsoft.ML.StepDpo.Data;
 using Microsoft.ML.StepDpo.Persistence;
 
 namespace Microsoft.ML.StepDpo.Answers;
@@ -30,22 +30,18 @@ public sealed class ExtractAnswerEstimator : IEstimator<ExtractAnswerTransformer
     public ExtractAnswerTransformer Fit(IDataView input)
     {
         if (input is null) throw new ArgumentNullException(nameof(input));
-        var col = input.Schema.GetColumnOrNull(_input);
-        if (col is null) throw new ArgumentOutOfRangeException("inputSchema", $"Could not find input column '{_input}'");
-        if (col.Value.Type is not TextDataViewType)
-            throw new ArgumentOutOfRangeException("inputSchema", $"Schema mismatch for input column '{_input}': expected String, got {col.Value.Type}");
+        CheckInputs(SchemaChecks.For(input.Schema));
         return new ExtractAnswerTransformer(_inner.Fit(input));
     }
 
-    /// <summary>The output schema: the input plus the answer column.</summary>
+    /// <summary>The output schema: the input plus the answer column. Throws if the input column is missing or not text.</summary>
     public SchemaShape GetOutputSchema(SchemaShape inputSchema)
     {
-        var col = inputSchema.Where(c => c.Name == _input).ToList();
-        if (col.Count == 0) throw new ArgumentOutOfRangeException("inputSchema", $"Could not find input column '{_input}'");
-        if (col[^1].ItemType is not TextDataViewType || col[^1].Kind != SchemaShape.Column.VectorKind.Scalar)
-            throw new ArgumentOutOfRangeException("inputSchema", $"Schema mismatch for input column '{_input}': expected String");
+        CheckInputs(SchemaChecks.For(inputSchema));
         return _inner.GetOutputSchema(inputSchema);
     }
+
+    private void CheckInputs(SchemaChecks columns) => columns.RequireText(_input);
 }
 
 /// <summary>The fitted <see cref="ExtractAnswerEstimator"/>; saves and loads like <see cref="Text.StepSegmenterTransformer"/>.</summary>

@@ -8,7 +8,7 @@ internal sealed record EvaluationProblem(string Question, string Reference);
 
 /// <summary>
 /// Held-out accuracy the way the paper measures it: greedy decoding from the evaluation prompt (which forces the
-/// step format), the final answer extracted from the solution and compared with the reference
+/// step format), the final answer extracted from the solution and compared with the reference answer
 /// (<see cref="AnswerExtractor"/>, <see cref="AnswerEquivalence"/>), Wilson 95% interval.
 /// </summary>
 internal static class GreedyAccuracy

@@ -1,7 +1,7 @@
 namespace Microsoft.ML.StepDpo.Answers;
 
 /// <summary>
-/// A small LaTeX/plain math expression parser and numeric evaluator: the CAS-free stand-in for the reference's
+/// A small LaTeX/plain math expression parser and numeric evaluator: the CAS-free stand-in for math_equal's
 /// sympy step. Numbers, variables (letters, Greek commands, subscripts), + − × ÷ · / ^, implicit multiplication
 /// (as sympy's LaTeX parser does it: <c>3\frac{1}{2}</c> is 3·½), <c>\frac</c>, <c>\sqrt[n]{}</c>, <c>\pi</c>,
 /// <c>\infty</c>, |x|, factorial, <c>\binom</c>, and the common functions. Parsing is bounded (length and depth);

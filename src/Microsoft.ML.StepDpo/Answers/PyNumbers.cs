@@ -2,7 +2,7 @@ using System.Globalization;
 
 namespace Microsoft.ML.StepDpo.Answers;
 
-/// <summary>Python's float() and int() on strings, as the reference grader relies on them.</summary>
+/// <summary>Python's float() and int() on strings, as the answer graders' Python code relies on them.</summary>
 internal static class PyNumbers
 {
     /// <summary>Python float(s): surrounding whitespace, sign, digits with single "_" between them, ".", exponent, inf/infinity/nan.</summary>

@@ -3,7 +3,7 @@ using System.Globalization;
 namespace Microsoft.ML.StepDpo.Answers;
 
 /// <summary>
-/// The reference's number-word conversion (word2number's <c>word_to_num</c> applied to the whole answer, the text kept
+/// The answer graders' number-word conversion (word2number's <c>word_to_num</c> applied to the whole answer, the text kept
 /// when it raises): a string of decimal digits is rewritten as an integer ("007" → "7"); otherwise the number words it
 /// contains are combined, whatever else stands around them ("twenty one" → "21", "2 million" → "1000000", "one point
 /// five" → "1.5"). Strings without an ASCII letter that are not all digits are returned unchanged at once.

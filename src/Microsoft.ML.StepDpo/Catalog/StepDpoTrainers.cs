@@ -37,12 +37,11 @@ public sealed class StepDpoTrainers
 
     /// <summary>
     /// Answer-level DPO (the paper's baseline): the same loss on whole solutions after the prompt alone. The
-    /// options' InitialReasonStepsColumnName is ignored (there is no prefix).
+    /// options' InitialReasonStepsColumnName is ignored (there is no prefix); the options object is not changed.
     /// </summary>
     public StepDpoTrainer Dpo(StepDpoTrainer.Options options)
     {
         ArgumentNullException.ThrowIfNull(options);
-        options.InitialReasonStepsColumnName = null;
-        return new(_context, options);
+        return new(_context, options, answerLevel: true);
     }
 }

@@ -36,7 +36,7 @@ public static class TextCatalogExtensions
     /// <param name="catalog">The transforms catalog.</param>
     /// <param name="outputColumnName">Name of the output text column.</param>
     /// <param name="inputColumnName">Name of the solution text column; null means <paramref name="outputColumnName"/>.</param>
-    /// <param name="skipUnits">Keep unit words (the reference removes them except for some datasets). Default false.</param>
+    /// <param name="skipUnits">Keep unit words (the answer graders remove them except for some datasets). Default false.</param>
     public static ExtractAnswerEstimator ExtractAnswer(this TransformsCatalog catalog, string outputColumnName = "Answer",
         string? inputColumnName = null, bool skipUnits = false)
         => new(catalog, outputColumnName, inputColumnName ?? outputColumnName, skipUnits);

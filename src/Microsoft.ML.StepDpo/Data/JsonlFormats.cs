@@ -3,7 +3,7 @@ namespace Microsoft.ML.StepDpo.Data;
 /// <summary>The fields of the dataset formats Step-DPO works with (all read as text columns).</summary>
 internal static class JsonlFormats
 {
-    /// <summary>Math-Step-DPO-10K: the eight fields; <c>prefix</c> (the reference merge script's name) is accepted for <c>initial_reason_steps</c>.</summary>
+    /// <summary>Math-Step-DPO-10K: the eight fields; <c>prefix</c> (the name the Step-DPO authors' data-pipeline scripts write) is accepted for <c>initial_reason_steps</c>.</summary>
     public static readonly JsonlField[] StepDpo =
     {
         new("dataset"),

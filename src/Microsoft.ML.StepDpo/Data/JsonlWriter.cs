@@ -22,7 +22,7 @@ internal static class JsonlWriter
         var schema = data.Schema;
         var cols = (columns is null
             ? schema.Where(c => !c.IsHidden)
-            : columns.Select(n => schema.GetColumnOrNull(n) ?? throw new ArgumentOutOfRangeException(nameof(columns), $"Could not find input column '{n}'")))
+            : columns.Select(n => SchemaChecks.Column(schema, n, nameof(columns))))
             .ToArray();
         using var cursor = data.GetRowCursor(cols);
         var writers = cols.Select(c => MakeWriter(cursor, c)).ToArray();

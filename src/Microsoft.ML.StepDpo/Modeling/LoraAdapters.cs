@@ -22,7 +22,7 @@ internal sealed record LoraOptions
 
 /// <summary>
 /// Attaches, toggles, merges, saves and loads LoRA adapters on a <see cref="Qwen2ForCausalLM"/>. The base is
-/// frozen; with adapters disabled the model computes exactly the base model (the free Step-DPO reference).
+/// frozen; with adapters disabled the model computes exactly the base model (the reference model πref of Step-DPO, for free).
 /// Files use the PEFT layout: <c>adapter_config.json</c> + <c>adapter_model.safetensors</c>.
 /// </summary>
 internal static class LoraAdapters
@@ -52,7 +52,7 @@ internal static class LoraAdapters
         foreach (var (_, lin) in model.Projections()) lin.AdapterEnabled = enabled;
     }
 
-    /// <summary>Runs the base model until disposed: <c>using (LoraAdapters.Disable(model)) { ...reference log-probs... }</c>.</summary>
+    /// <summary>Runs the base model until disposed: <c>using (LoraAdapters.Disable(model)) { ...πref log-probs... }</c>.</summary>
     public static IDisposable Disable(Qwen2ForCausalLM model)
     {
         SetEnabled(model, false);

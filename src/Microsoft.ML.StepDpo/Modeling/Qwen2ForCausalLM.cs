@@ -275,7 +275,7 @@ internal sealed class Qwen2ForCausalLM : nn.Module
     /// chosen by cost: under autograd, log_softmax then gather, whose backward is one fused pass over the saved
     /// output (about half the time of logsumexp's backward, which recomputes the exponentials — measured in
     /// docs/benchmarks.md); without autograd, the target logit minus logsumexp, which never materializes a
-    /// [..., V] result. Tests hold the two to each other and to a double-precision reference.
+    /// [..., V] result. Tests hold the two to each other and to a double-precision computation.
     /// </summary>
     internal static Tensor GatherLogProbs(Tensor logits, Tensor targets) =>
         torch.is_grad_enabled() && logits.requires_grad ? GatherViaLogSoftmax(logits, targets) : GatherViaLogSumExp(logits, targets);

@@ -30,20 +30,21 @@ internal sealed class StepPreferenceBuilder
         options.Validate();
         _options = options;
         _policy = options.Policy!;
-        var verifiers = options.Verifiers?.ToList() ?? new List<IStepVerifier>
+        var given = options.Verifiers?.ToList() ?? new List<IStepVerifier>
         {
             new ArithmeticStepVerifier(),
             new RolloutStepVerifier(_policy, options.RolloutsPerPrefix, options.Sampling with { Seed = options.Seed }),
         };
-        // Rollout verifiers keep their successful rollouts: they are rectification candidates.
-        _rolloutVerifiers = verifiers.OfType<RolloutStepVerifier>().ToList();
-        foreach (var r in _rolloutVerifiers)
+        // This run's copies, so the caller's verifiers stay as they were: rollout verifiers keep their successful
+        // rollouts (they are rectification candidates), and a failed request of a rollout or judge verifier stops the
+        // problem (redone on resume) rather than being recorded as "no error found".
+        var verifiers = given.Select(v => v switch
         {
-            r.Cache ??= new RolloutCache();
-            r.ThrowOnFailure = true;
-        }
-        // A failed request must stop the problem (redone on resume), not be recorded as "no error found".
-        foreach (var j in verifiers.OfType<JudgeStepVerifier>()) j.ThrowOnFailure = true;
+            RolloutStepVerifier r => r.ForPipeline(new RolloutCache()),
+            JudgeStepVerifier j => j.ForPipeline(),
+            _ => v,
+        }).ToList();
+        _rolloutVerifiers = verifiers.OfType<RolloutStepVerifier>().ToList();
         _locator = new FirstErrorLocator(verifiers, options.NeutralIsError);
         _chosenChecks = options.VerifyChosen ? verifiers.OfType<ArithmeticStepVerifier>().ToList() : new List<ArithmeticStepVerifier>();
         _segmentation = new SegmentationSettings { Mode = options.Segmentation, AnswerLine = AnswerLineHandling.KeepInLastStep };
@@ -56,11 +57,7 @@ internal sealed class StepPreferenceBuilder
     {
         var names = new List<string> { options.ProblemColumnName, options.AnswerColumnName };
         if (options.IdColumnName is { Length: > 0 } idName) names.Add(idName);
-        var columns = names.Select(n => data.Schema.GetColumnOrNull(n)
-            ?? throw new ArgumentOutOfRangeException("inputSchema", $"Could not find input column '{n}'")).ToList();
-        foreach (var c in columns)
-            if (c.Type is not TextDataViewType)
-                throw new ArgumentOutOfRangeException("inputSchema", $"Schema mismatch for input column '{c.Name}': expected String, got {c.Type}");
+        var columns = names.Select(n => SchemaChecks.TextColumn(data.Schema, n)).ToList();
 
         var problems = new List<ProblemInput>();
         using var cursor = data.GetRowCursor(columns);

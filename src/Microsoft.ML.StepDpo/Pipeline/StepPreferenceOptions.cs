@@ -47,7 +47,7 @@ public sealed class StepPreferenceOptions
     /// <summary>How everything is sampled. Default temperature 0.8, top-p 0.95, 512 new tokens (the paper's).</summary>
     public SamplingSettings Sampling { get; set; } = new();
 
-    /// <summary>Count a step judged neutral as the error (the reference judge protocol). Default true.</summary>
+    /// <summary>Count a step judged neutral as the error (the Step-DPO authors' judge protocol). Default true.</summary>
     public bool NeutralIsError { get; set; } = true;
 
     /// <summary>How sampled solutions are cut into steps. Default <see cref="SegmentationMode.Auto"/>.</summary>

@@ -15,7 +15,7 @@ internal sealed class ScorerManifest
     public string TemplateName { get; set; } = "";
     public string Template { get; set; } = "";
     public string Separator { get; set; } = "";
-    /// <summary>True: policy = base + LoRA adapters (in the bundle), reference = base with adapters off.</summary>
+    /// <summary>True: policy = base + LoRA adapters (in the bundle), reference model πref = base with adapters off.</summary>
     public bool Lora { get; set; }
     /// <summary>With LoRA: the base model folder, referenced by path and checked by SHA-256; null when the base was an
     /// in-memory model, which then travels in the bundle's base/ folder.</summary>
@@ -25,7 +25,7 @@ internal sealed class ScorerManifest
 
 /// <summary>
 /// A step scorer as one byte array (a zip of Hugging Face folders plus a manifest), so that it can travel
-/// inside an ML.NET model zip. Full fine-tuning: policy/ and reference/ folders. LoRA: adapters/ (PEFT
+/// inside an ML.NET model zip. Full fine-tuning: policy/ and reference/ (πref) folders. LoRA: adapters/ (PEFT
 /// layout) and the base model referenced by path and SHA-256, so a multi-GB base is not copied — or, when the
 /// trainer was given an in-memory base model (no folder to point to), the base itself in base/.
 /// </summary>
@@ -110,8 +110,8 @@ internal static class ScorerBundle
         return basePath;
     }
 
-    // A fine-tuned policy is its reference plus small changes: most sign, exponent and high mantissa bits are equal,
-    // so the reference's weight files are stored XOR the policy's (same length required; lossless whatever the
+    // A fine-tuned policy is its reference model πref plus small changes: most sign, exponent and high mantissa bits are equal,
+    // so πref's weight files are stored XOR the policy's (same length required; lossless whatever the
     // contents) when that leaves many zero bytes, which the byte planes of the format-2 bundle then compress to little.
     private const string XorSuffix = ".xor-policy";
 

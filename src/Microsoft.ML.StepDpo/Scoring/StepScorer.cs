@@ -16,7 +16,7 @@ internal sealed record StepScores(IReadOnlyList<string> Steps, float[] Rewards, 
 }
 
 /// <summary>
-/// Scores a solution step by step with a Step-DPO policy and its reference. The context of step k is
+/// Scores a solution step by step with a Step-DPO policy and its reference model πref. The context of step k is
 /// template(prompt) + separator + the solution up to step k's text (so it ends with "Step k:" when the
 /// solution uses markers); the step is the text that follows, as in Math-Step-DPO-10K rows. All steps are
 /// read off one forward pass per model over the whole solution: a causal model's log-prob of step k given
@@ -26,7 +26,7 @@ internal sealed record StepScores(IReadOnlyList<string> Steps, float[] Rewards, 
 internal sealed class StepScorer : IDisposable
 {
     private readonly Qwen2ForCausalLM _policy;
-    private readonly Qwen2ForCausalLM? _reference; // null: LoRA policy, reference = adapters disabled
+    private readonly Qwen2ForCausalLM? _reference; // null: LoRA policy, πref = the policy with adapters disabled
     private readonly ByteLevelBpeTokenizer _tokenizer;
     private readonly object _lock = new();
     private static readonly SegmentationSettings s_segmentation = new() { Mode = SegmentationMode.Auto, AnswerLine = AnswerLineHandling.KeepInLastStep };

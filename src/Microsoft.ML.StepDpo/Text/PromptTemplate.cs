@@ -2,7 +2,8 @@ namespace Microsoft.ML.StepDpo.Text;
 
 /// <summary>
 /// A prompt format: a template with <c>{instruction}</c> and the separator that joins it to the reasoning
-/// prefix (initial_reason_steps). The built-in formats are exactly those of the Step-DPO reference.
+/// prefix (initial_reason_steps). The built-in formats are exactly those of the Step-DPO authors' train.py
+/// (github.com/dvlab-research/Step-DPO).
 /// </summary>
 /// <param name="Name">Name of the format.</param>
 /// <param name="Template">Template text; <c>{instruction}</c> is replaced by the problem.</param>

@@ -1,4 +1,4 @@
-using Microsoft.ML.Data;
+using Microsoft.ML.StepDpo.Data;
 using Microsoft.ML.StepDpo.Persistence;
 
 namespace Microsoft.ML.StepDpo.Text;
@@ -38,7 +38,7 @@ public sealed class StepSegmenter : IEstimator<StepSegmenterTransformer>
         public string? StepOffsetsColumnName { get; set; }
     }
 
-        private readonly Options _options;
+    private readonly Options _options;
     private readonly IEstimator<ITransformer> _inner;
 
     internal StepSegmenter(TransformsCatalog catalog, Options options)
@@ -80,26 +80,16 @@ public sealed class StepSegmenter : IEstimator<StepSegmenterTransformer>
     public StepSegmenterTransformer Fit(IDataView input)
     {
         if (input is null) throw new ArgumentNullException(nameof(input));
-        CheckInput(input.Schema.GetColumnOrNull(_options.InputColumnName)?.Type, input.Schema.GetColumnOrNull(_options.InputColumnName) is null);
+        CheckInputs(SchemaChecks.For(input.Schema));
         return new StepSegmenterTransformer(_inner.Fit(input));
     }
 
-    /// <summary>The output schema: the input plus the step columns.</summary>
+    /// <summary>The output schema: the input plus the step columns. Throws if the input column is missing or not text.</summary>
     public SchemaShape GetOutputSchema(SchemaShape inputSchema)
     {
-        var matches = inputSchema.Where(c => c.Name == _options.InputColumnName).ToList();
-        bool found = matches.Count > 0;
-        var col = found ? matches[^1] : default;
-        CheckInput(found && col.Kind == SchemaShape.Column.VectorKind.Scalar ? col.ItemType : null, !found);
+        CheckInputs(SchemaChecks.For(inputSchema));
         return _inner.GetOutputSchema(inputSchema);
     }
 
-    private void CheckInput(DataViewType? type, bool missing)
-    {
-        if (missing)
-            throw new ArgumentOutOfRangeException("inputSchema", $"Could not find input column '{_options.InputColumnName}'");
-        if (type is not TextDataViewType)
-            throw new ArgumentOutOfRangeException("inputSchema",
-                $"Schema mismatch for input column '{_options.InputColumnName}': expected String, got {type?.ToString() ?? "a vector"}");
-    }
+    private void CheckInputs(SchemaChecks columns) => columns.RequireText(_options.InputColumnName);
 }

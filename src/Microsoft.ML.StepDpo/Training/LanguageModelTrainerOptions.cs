@@ -22,16 +22,16 @@ public abstract class LanguageModelTrainerOptions
     internal Qwen2ForCausalLM? BaseModel { get; set; }
     internal ByteLevelBpeTokenizer? BaseTokenizer { get; set; }
 
-    /// <summary>Prompt template. Default alpaca (REFERENCE §3); Qwen models usually use <see cref="PromptTemplate.Qwen2Boxed"/>.</summary>
+    /// <summary>Prompt template. Default alpaca, the default of the Step-DPO authors' train.py (github.com/dvlab-research/Step-DPO); Qwen models usually use <see cref="PromptTemplate.Qwen2Boxed"/>.</summary>
     public PromptTemplate Template { get; set; } = PromptTemplate.Alpaca;
 
-    /// <summary>Peak learning rate (Step-DPO default 5e-7, the reference runs; SFT default 2e-5).</summary>
+    /// <summary>Peak learning rate (Step-DPO default 5e-7, as in the paper's runs; SFT default 2e-5).</summary>
     public double LearningRate { get; set; }
     /// <summary>Fraction of optimizer steps of linear warmup before the cosine decay. Default 0.1.</summary>
     public double WarmupRatio { get; set; } = 0.1;
     /// <summary>AdamW weight decay (not applied to biases and norms). Default 0.</summary>
     public double WeightDecay { get; set; }
-    /// <summary>Epochs over the data (Step-DPO default 4, as the reference for &gt;30B models; SFT default 3).</summary>
+    /// <summary>Epochs over the data (Step-DPO default 4, as the paper for models over 30B; SFT default 3).</summary>
     public int Epochs { get; set; }
     /// <summary>Examples (pairs or sequences) per micro-batch. Default 8.</summary>
     public int BatchSize { get; set; } = 8;

@@ -16,7 +16,7 @@ internal sealed record PreferenceLossResult(Tensor Loss, Tensor ChosenRewards, T
 /// <summary>
 /// The Step-DPO loss, written as the paper's equation:
 /// L = −log σ( β·[ (log πθ(s_win|x,s&lt;k) − log πref(s_win|x,s&lt;k)) − (log πθ(s_lose|x,s&lt;k) − log πref(s_lose|x,s&lt;k)) ] ),
-/// and the rest of TRL's family (REFERENCE §7). Log-probs are sums over the step's tokens.
+/// and the rest of TRL's family (DPOTrainer's loss_type: sigmoid, hinge, ipo, robust; huggingface.co/docs/trl/dpo_trainer). Log-probs are sums over the step's tokens.
 /// </summary>
 internal static class PreferenceLoss
 {

@@ -5,7 +5,8 @@ namespace Microsoft.ML.StepDpo.Training;
 
 /// <summary>
 /// DPO and Step-DPO (the same loss; Step-DPO's pairs are single steps after a shared correct prefix).
-/// Reference log-probs come from a precomputed cache, a separate frozen model, or the model's reference view.
+/// Log-probs of the reference model πref come from a precomputed cache, a separate frozen model, or the model itself
+/// with its LoRA adapters disabled.
 /// </summary>
 internal sealed class PreferenceObjective : ITrainingObjective<TokenizedPair>
 {
@@ -15,7 +16,7 @@ internal sealed class PreferenceObjective : ITrainingObjective<TokenizedPair>
     /// <summary>RPO: weight of the NLL of the chosen response added to the loss (0 = off).</summary>
     public double NllWeight { get; init; }
     public bool PrefixSharing { get; init; } = true;
-    /// <summary>Precomputed reference log-probs, indexed like the training set.</summary>
+    /// <summary>Precomputed log-probs of the reference model πref, indexed like the training set.</summary>
     public ReferenceLogProbs? Cache { get; init; }
     /// <summary>A separate frozen reference model (the plain path); used when <see cref="Cache"/> is null.</summary>
     public ICausalLanguageModel? ReferenceModel { get; init; }

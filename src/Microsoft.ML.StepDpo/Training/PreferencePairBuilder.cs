@@ -23,7 +23,8 @@ internal sealed class PairBuildReport
 }
 
 /// <summary>
-/// Turns text rows into token pairs exactly as the reference does (REFERENCE §3): sequence =
+/// Turns text rows into token pairs exactly as the Step-DPO authors' trainer does (train.py and stepdpo_trainer.py
+/// in github.com/dvlab-research/Step-DPO, after TRL's DPOTrainer): sequence =
 /// template(prompt) + separator + initial_reason_steps + step; the context/step seam is tokenized jointly
 /// (where BPE merges across it, the step starts at the first token that differs); optional EOS after the
 /// step (off by default: a step is not the end of an answer); if context + step exceeds MaxLength the

@@ -8,8 +8,8 @@ namespace Microsoft.ML.StepDpo.Training;
 /// <summary>
 /// The Qwen2 model as the training loops see it. With LoRA adapters on, only the adapters train and the
 /// reference model is the same network with adapters disabled (no second copy in memory); without them,
-/// every weight trains and the reference is the model as it was before the first update (the loops use
-/// precomputed reference log-probs or a separate frozen model for that case).
+/// every weight trains and πref is the model as it was before the first update (the loops use
+/// precomputed πref log-probs or a separate frozen model for that case).
 /// </summary>
 internal sealed class Qwen2TrainingModel : ICausalLanguageModel
 {

@@ -4,7 +4,7 @@ using static TorchSharp.torch;
 namespace Microsoft.ML.StepDpo.Training;
 
 /// <summary>
-/// Reference-model log-probabilities computed once before training (the reference is frozen, so they never
+/// Reference-model log-probabilities computed once before training (πref is frozen, so they never
 /// change): one forward pass over the data instead of one per step, and no second model in memory.
 /// </summary>
 internal sealed class ReferenceLogProbs
@@ -34,7 +34,7 @@ internal sealed class ReferenceLogProbs
         return new ReferenceLogProbs(chosen, rejected);
     }
 
-    /// <summary>No-grad summed log-probs of a batch, from the reference view or the model as it is.</summary>
+    /// <summary>No-grad summed log-probs of a batch, from the model's πref view (adapters off under LoRA) or the model as it is.</summary>
     public static (double[] Chosen, double[] Rejected) Forward(ICausalLanguageModel model, IReadOnlyList<TokenizedPair> batch, bool prefixSharing, bool reference)
     {
         using var scope = torch.NewDisposeScope();

@@ -8,18 +8,19 @@ namespace Microsoft.ML.StepDpo.Training;
 internal static class SftData
 {
     public static List<TokenizedSequence> Tokenize(IEnumerable<(string Prompt, string Response)> rows, ITextTokenizer tokenizer, PromptTemplate template,
-        int maxLength, out int dropped)
+        int maxLength, out int empty, out int tooLong)
     {
-        dropped = 0;
+        empty = tooLong = 0;
         var list = new List<TokenizedSequence>();
         foreach (var (prompt, response) in rows)
         {
-            if (string.IsNullOrWhiteSpace(response)) { dropped++; continue; }
+            if (string.IsNullOrWhiteSpace(response)) { empty++; continue; }
             var (p, r) = tokenizer.TokenizeSeam(template.Build(prompt, ""), response);
             var ids = p.Concat(r);
             if (tokenizer.EosId is int eos) ids = ids.Append(eos);
             var arr = ids.ToArray();
-            if (arr.Length > maxLength || p.Length == 0) { dropped++; continue; }
+            if (p.Length == 0) { empty++; continue; }
+            if (arr.Length > maxLength) { tooLong++; continue; }
             list.Add(new TokenizedSequence(arr, p.Length));
         }
         return list;

@@ -32,8 +32,9 @@ internal sealed class SftRunOptions
 
 /// <summary>
 /// Supervised fine-tuning of a causal LM on tokenized (prompt, response) sequences: length-grouped micro-batches
-/// under a token budget, AdamW with warmup + cosine, loss on response tokens only. The entry point behind
-/// <c>train --method sft</c> and the demo's SFT stage.
+/// under a token budget, AdamW with warmup + cosine, loss on response tokens only. It is what
+/// <c>ArithmeticSftRecipe</c> runs to train the built-in task's model (the demo's and <c>train-sft-demo</c>'s SFT stage);
+/// <c>train --method sft</c> trains a Hugging Face model with <see cref="SftTrainer"/> instead.
 /// </summary>
 internal static class SftRunner
 {

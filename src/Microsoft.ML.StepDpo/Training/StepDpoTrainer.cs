@@ -1,9 +1,7 @@
 using Microsoft.ML.Data;
-using Microsoft.ML.Runtime;
+using Microsoft.ML.StepDpo.Data;
 using Microsoft.ML.StepDpo.Modeling;
-using Microsoft.ML.StepDpo.Modeling.Tokenization;
 using Microsoft.ML.StepDpo.Scoring;
-using Microsoft.ML.StepDpo.Text;
 using TorchSharp;
 
 namespace Microsoft.ML.StepDpo.Training;
@@ -14,12 +12,12 @@ namespace Microsoft.ML.StepDpo.Training;
 /// Create it with <c>mlContext.StepDpo().Trainers.StepDpo(options)</c>; answer-level DPO is the same trainer
 /// with no prefix column (<c>Trainers.Dpo</c>).
 /// </summary>
-public sealed class StepDpoTrainer : IEstimator<StepScoringTransformer>
+public sealed class StepDpoTrainer : LanguageModelTrainer<StepScoringTransformer>
 {
-    /// <summary>Options of <see cref="StepDpoTrainer"/>. Defaults follow the paper's reference runs unless noted.</summary>
+    /// <summary>Options of <see cref="StepDpoTrainer"/>. Defaults follow the paper's runs (arXiv 2406.18629) unless noted.</summary>
     public sealed class Options : LanguageModelTrainerOptions
     {
-        /// <summary>Defaults of the Step-DPO reference runs: learning rate 5e-7, 4 epochs.</summary>
+        /// <summary>Defaults of the paper's runs: learning rate 5e-7, 4 epochs.</summary>
         public Options() : base(learningRate: 5e-7, epochs: 4) { }
 
         /// <summary>Text column with the problem. Default "prompt" (Math-Step-DPO-10K).</summary>
@@ -34,7 +32,7 @@ public sealed class StepDpoTrainer : IEstimator<StepScoringTransformer>
 
 
 
-        /// <summary>β of the loss: the strength of the pull towards the reference. Default 0.4.</summary>
+        /// <summary>β of the loss: the strength of the pull towards the reference model πref (the starting model). Default 0.4.</summary>
         public double Beta { get; set; } = 0.4;
         /// <summary>Loss family. Default sigmoid (DPO / Step-DPO).</summary>
         public PreferenceLossKind Loss { get; set; } = PreferenceLossKind.Sigmoid;
@@ -45,11 +43,11 @@ public sealed class StepDpoTrainer : IEstimator<StepScoringTransformer>
 
         /// <summary>Longest context kept (its end) when context + step is too long. Default 512.</summary>
         public int MaxPromptLength { get; set; } = 512;
-        /// <summary>Append EOS after the step. Default false: a step is not the end of an answer (as the reference).</summary>
+        /// <summary>Append EOS after the step. Default false: a step is not the end of an answer (as in the Step-DPO authors' trainer).</summary>
         public bool AppendEos { get; set; }
 
 
-        /// <summary>Compute reference log-probs once before training instead of every step. Default true (same math).</summary>
+        /// <summary>Compute the reference model πref's log-probs once before training instead of every step. Default true (same math).</summary>
         public bool PrecomputeReferenceLogProbs { get; set; } = true;
         /// <summary>One forward over [prefix][chosen][rejected] per pair instead of two sequences. Default true (same math).</summary>
         public bool PrefixSharing { get; set; } = true;
@@ -61,83 +59,58 @@ public sealed class StepDpoTrainer : IEstimator<StepScoringTransformer>
         public StepScoringColumns ScoringColumns { get; set; } = new();
     }
 
-    private readonly MLContext _context;
     private readonly Options _options;
+    private readonly bool _answerLevel;
 
-    internal StepDpoTrainer(MLContext context, Options options)
+    // answerLevel: answer-level DPO, with no prefix column whatever the options say (the caller's options are not changed).
+    internal StepDpoTrainer(MLContext context, Options options, bool answerLevel = false) : base(context, options)
     {
-        _context = context ?? throw new ArgumentNullException(nameof(context));
-        _options = options ?? throw new ArgumentNullException(nameof(options));
-        options.CheckBaseModel();
+        _options = options;
+        _answerLevel = answerLevel;
         if (!(options.Beta > 0)) throw new ArgumentOutOfRangeException(nameof(options), "Beta must be positive.");
     }
 
-    /// <summary>Summary of the last <see cref="Fit"/>: rows used and dropped, and the metric history.</summary>
-    internal PairBuildReport? LastReport { get; private set; }
-    internal List<Dictionary<string, double>> LastHistory { get; } = new();
+    private string? PrefixColumn => _answerLevel ? null : _options.InitialReasonStepsColumnName;
 
     private IEnumerable<string> InputColumns()
     {
         yield return _options.PromptColumnName;
-        if (_options.InitialReasonStepsColumnName is not null) yield return _options.InitialReasonStepsColumnName;
+        if (PrefixColumn is not null) yield return PrefixColumn;
         yield return _options.ChosenColumnName;
         yield return _options.RejectedColumnName;
     }
 
-    /// <summary>Checks that the input columns exist and are text, and describes the scorer's output columns.</summary>
-    public SchemaShape GetOutputSchema(SchemaShape inputSchema)
+    private protected override void CheckInputs(SchemaChecks columns)
     {
-        foreach (var name in InputColumns())
-        {
-            var col = inputSchema.Where(c => c.Name == name).ToList();
-            if (col.Count == 0) throw new ArgumentOutOfRangeException(nameof(inputSchema), $"Could not find input column '{name}'");
-            if (col[^1].ItemType is not TextDataViewType || col[^1].Kind != SchemaShape.Column.VectorKind.Scalar)
-                throw new ArgumentOutOfRangeException(nameof(inputSchema), $"Schema mismatch for input column '{name}': expected String, got {col[^1].ItemType}");
-        }
-        // The fitted scorer reads prompt and solution columns, which the training data need not have.
-        return inputSchema;
+        foreach (var name in InputColumns()) columns.RequireText(name);
     }
 
-    private void CheckSchema(DataViewSchema schema)
+    // The fitted scorer adds the output columns of ScoringColumns: step rewards (vector of Single), total reward (Single),
+    // first error step and step count (Int32). It reads ScoringColumns.Prompt and .Solution, which the training data
+    // need not have: the columns are those it adds to data that has them.
+    private protected override SchemaShape WithOutputColumns(SchemaShape inputSchema)
     {
-        foreach (var name in InputColumns())
+        var c = _options.ScoringColumns;
+        return inputSchema.WithColumnsOf<StepScoringMapping.Output>(Context.Transforms, new Dictionary<string, string>
         {
-            var col = schema.GetColumnOrNull(name);
-            if (col is null) throw new ArgumentOutOfRangeException("inputSchema", $"Could not find input column '{name}'");
-            if (col.Value.Type is not TextDataViewType)
-                throw new ArgumentOutOfRangeException("inputSchema", $"Schema mismatch for input column '{name}': expected String, got {col.Value.Type}");
-        }
+            [StepScoringMapping.RewardsColumn] = c.StepRewards, [StepScoringMapping.TotalColumn] = c.TotalReward,
+            [StepScoringMapping.FirstErrorColumn] = c.FirstErrorStep, [StepScoringMapping.StepCountColumn] = c.StepCount,
+        });
     }
 
-    /// <summary>Trains on the pairs in <paramref name="input"/> and returns the step scorer.</summary>
-    public StepScoringTransformer Fit(IDataView input)
+    private protected override StepScoringTransformer Train(IDataView input, TrainingRun run)
     {
-        ArgumentNullException.ThrowIfNull(input);
-        CheckSchema(input.Schema);
         var o = _options;
-        var host = ((IHostEnvironment)_context).Register(nameof(StepDpoTrainer));
-        using var ch = host.Start("Training");
-        void Log(string message) => ch.Info(MessageSensitivity.None, message);
-
-        TorchRuntime.EnsureLoaded();
-        if (o.Threads is int threads) torch.set_num_threads(threads);
-        int seed = o.Seed ?? host.Rand.Next();
-
         var rows = ReadRows(input);
-        var (policy, tokenizer) = BaseModelLoader.Load(_context, o.BaseModelPath, o.BaseModel, o.BaseTokenizer);
-        Qwen2ForCausalLM? reference = null;
-        if (o.UseLora)
-            LoraAdapters.Apply(policy, o.Lora.ToInternal());
-        else
-            reference = Clone(policy);
+        var (policy, tokenizer) = run.LoadBaseModel();
+        // Full fine-tuning trains every weight, so the reference model πref is a frozen copy of the start; with LoRA it
+        // is the same network with the adapters disabled.
+        Qwen2ForCausalLM? reference = o.UseLora ? null : Clone(policy);
 
         var builder = new PreferencePairBuilder(tokenizer, o.Template, o.MaxLength, o.MaxPromptLength, o.AppendEos);
         var report = new PairBuildReport();
         var pairs = builder.Build(rows, report);
-        LastReport = report;
-        Log(report.ToString());
-        if (pairs.Count == 0)
-            throw new InvalidOperationException($"No usable training pairs: {report}");
+        run.CountExamples(report.Rows, report.Used, report.EmptyResponse, report.TooLong, report.PromptTruncated, report.ResponseTruncated);
 
         var model = new Qwen2TrainingModel(policy);
         ReferenceLogProbs? cache = null;
@@ -145,21 +118,18 @@ public sealed class StepDpoTrainer : IEstimator<StepScoringTransformer>
         {
             var refView = reference is null ? model : new Qwen2TrainingModel(reference);
             cache = ReferenceLogProbs.Compute(refView, pairs, Math.Max(1, o.BatchSize), o.PrefixSharing, cancellationToken: o.CancellationToken);
-            Log($"Reference log-probs computed for {pairs.Count} pairs.");
+            run.Log($"Reference-model log-probs computed for {pairs.Count} pairs.");
         }
         var objective = new PreferenceObjective
         {
             Beta = o.Beta, Loss = o.Loss, LabelSmoothing = o.LabelSmoothing, NllWeight = o.NllWeight, PrefixSharing = o.PrefixSharing,
             Cache = cache, ReferenceModel = cache is null && reference is not null ? new Qwen2TrainingModel(reference) : null,
         };
-        var loop = new TrainingLoop<TokenizedPair>(model, objective, o.ToLoopOptions(seed, Log));
-        loop.Run(pairs);
-        LastHistory.Clear();
-        LastHistory.AddRange(loop.History);
+        run.Optimize(model, objective, pairs);
 
         var scorer = new StepScorer(policy, reference, tokenizer, o.Template, o.Beta, o.ErrorThreshold);
-        var chain = StepScoringTransformer.BuildChain(_context, scorer, o.BaseModelPath, o.ScoringColumns, out _);
-        var schemaOnly = _context.Data.LoadFromEnumerable(new[] { new ScoringSchemaRow() }, SchemaFor(o.ScoringColumns));
+        var chain = StepScoringTransformer.BuildChain(Context, scorer, o.BaseModelPath, o.ScoringColumns, out _);
+        var schemaOnly = Context.Data.LoadFromEnumerable(new[] { new ScoringSchemaRow() }, SchemaFor(o.ScoringColumns));
         return new StepScoringTransformer(chain.Fit(schemaOnly), scorer);
     }
 
@@ -179,7 +149,6 @@ public sealed class StepDpoTrainer : IEstimator<StepScoringTransformer>
 
     private List<PreferenceRow> ReadRows(IDataView input)
     {
-        var o = _options;
         var cols = InputColumns().Select(n => input.Schema[n]).ToArray();
         var rows = new List<PreferenceRow>();
         using var cursor = input.GetRowCursor(cols);
@@ -190,13 +159,13 @@ public sealed class StepDpoTrainer : IEstimator<StepScoringTransformer>
         {
             int k = 0;
             string prompt = Get(k++);
-            string prefix = o.InitialReasonStepsColumnName is null ? "" : Get(k++);
+            string prefix = PrefixColumn is null ? "" : Get(k++);
             rows.Add(new PreferenceRow(prompt, prefix, Get(k++), Get(k)));
         }
         return rows;
     }
 
-    /// <summary>An independent copy with the same weights (the frozen reference of full fine-tuning).</summary>
+    /// <summary>An independent copy with the same weights (the frozen reference model πref of full fine-tuning).</summary>
     internal static Qwen2ForCausalLM Clone(Qwen2ForCausalLM source)
     {
         var copy = new Qwen2ForCausalLM(source.Config, source.DType, source.Device);

@@ -35,6 +35,12 @@ internal sealed class TrainingLoop<TExample>
     /// <summary>Metric records, one per log interval (also written to <see cref="TrainingLoopOptions.MetricsPath"/>).</summary>
     public List<Dictionary<string, double>> History { get; } = new();
 
+    /// <summary>Optimizer steps of the run done when <see cref="Run"/> returned (including those before a resume).</summary>
+    public int StepsDone { get; private set; }
+
+    /// <summary>The step the last <see cref="Run"/> resumed from (0: it started afresh).</summary>
+    public int ResumedFromStep { get; private set; }
+
     public int TotalSteps(int examples)
     {
         int batches = (examples + _options.BatchSize - 1) / _options.BatchSize;
@@ -65,6 +71,7 @@ internal sealed class TrainingLoop<TExample>
         using var writer = o.CheckpointDirectory is null ? null : OutputLock.ForFolder(o.CheckpointDirectory, "The checkpoint folder");
         var fingerprint = Fingerprint(examples.Count, total);
         int step = TryResume(optimizer, fingerprint);
+        ResumedFromStep = step;
         if (step > 0) o.Log?.Invoke($"Resumed from checkpoint at step {step}/{total}.");
 
         _model.SetTraining(true);
@@ -138,6 +145,7 @@ internal sealed class TrainingLoop<TExample>
         }
         SaveCheckpoint(optimizer, step, fingerprint);
         _model.SetTraining(false);
+        StepsDone = step;
     }
 
     private static long MixSeed(int seed, int step, int micro) => ((long)seed * 1_000_003 + step) * 131 + micro;

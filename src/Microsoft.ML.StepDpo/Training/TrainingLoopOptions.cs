@@ -1,6 +1,6 @@
 namespace Microsoft.ML.StepDpo.Training;
 
-/// <summary>Settings of <see cref="TrainingLoop{TExample}"/>. Defaults follow the Step-DPO reference runs where they apply.</summary>
+/// <summary>Settings of <see cref="TrainingLoop{TExample}"/>. Defaults follow the Step-DPO paper's runs where they apply.</summary>
 internal sealed class TrainingLoopOptions
 {
     public int Epochs { get; set; } = 1;

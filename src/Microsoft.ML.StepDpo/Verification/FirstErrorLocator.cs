@@ -7,7 +7,7 @@ namespace Microsoft.ML.StepDpo.Verification;
 /// Combining rule: for each step, the first verifier (in the configured order) whose verdict is not
 /// <see cref="StepVerdict.Unknown"/> decides it. The first error is the first step decided
 /// <see cref="StepVerdict.Incorrect"/> (or also <see cref="StepVerdict.Neutral"/>, when
-/// <c>neutralIsError</c> is set — the reference judge protocol counts a neutral step as the error).
+/// <c>neutralIsError</c> is set — the Step-DPO authors' judge protocol counts a neutral step as the error).
 /// Steps after an error do not matter, so a verifier is only asked about the steps up to the earliest
 /// error found so far, and not at all once every one of those steps is decided.
 /// </remarks>

@@ -1,4 +1,4 @@
-using Microsoft.ML.Data;
+using Microsoft.ML.StepDpo.Data;
 using Microsoft.ML.StepDpo.Persistence;
 
 namespace Microsoft.ML.StepDpo.Verification;
@@ -44,7 +44,7 @@ public sealed class FirstErrorLocatorEstimator : IEstimator<FirstErrorLocatorTra
         /// <summary>The verifiers, in the order they are asked. Default: one <see cref="ArithmeticStepVerifier"/>.</summary>
         public IList<IStepVerifier> Verifiers { get; set; } = new List<IStepVerifier> { new ArithmeticStepVerifier() };
 
-        /// <summary>Count a step judged neutral as the error, as the reference judge protocol does. Default true.</summary>
+        /// <summary>Count a step judged neutral as the error, as the Step-DPO authors' judge protocol does. Default true.</summary>
         public bool NeutralIsError { get; set; } = true;
     }
 
@@ -122,36 +122,27 @@ public sealed class FirstErrorLocatorEstimator : IEstimator<FirstErrorLocatorTra
     public FirstErrorLocatorTransformer Fit(IDataView input)
     {
         if (input is null) throw new ArgumentNullException(nameof(input));
-        foreach (var (name, vector) in Inputs())
-        {
-            var col = input.Schema.GetColumnOrNull(name);
-            if (col is null) throw new ArgumentOutOfRangeException("inputSchema", $"Could not find input column '{name}'");
-            var type = col.Value.Type;
-            bool ok = vector
-                ? type is VectorDataViewType { ItemType: TextDataViewType, Size: 0 }
-                : type is TextDataViewType;
-            if (!ok)
-                throw new ArgumentOutOfRangeException("inputSchema",
-                    $"Schema mismatch for input column '{name}': expected {(vector ? "a variable-length vector of String" : "String")}, got {type}");
-        }
+        CheckInputs(SchemaChecks.For(input.Schema));
         return new FirstErrorLocatorTransformer(_inner.Fit(input), _notPersistable);
     }
 
-    /// <summary>The output schema: the input plus the first-error, verdicts and evidence columns.</summary>
+    /// <summary>
+    /// The output schema: the input plus the first-error, verdicts and evidence columns. Throws if an input column is
+    /// missing or of the wrong type (the steps a variable-length vector of text, the others text).
+    /// </summary>
     public SchemaShape GetOutputSchema(SchemaShape inputSchema)
+    {
+        CheckInputs(SchemaChecks.For(inputSchema));
+        return _inner.GetOutputSchema(inputSchema);
+    }
+
+    private void CheckInputs(SchemaChecks columns)
     {
         foreach (var (name, vector) in Inputs())
         {
-            var cols = inputSchema.Where(c => c.Name == name).ToList();
-            if (cols.Count == 0) throw new ArgumentOutOfRangeException("inputSchema", $"Could not find input column '{name}'");
-            var col = cols[^1];
-            bool ok = col.ItemType is TextDataViewType
-                && col.Kind == (vector ? SchemaShape.Column.VectorKind.VariableVector : SchemaShape.Column.VectorKind.Scalar);
-            if (!ok)
-                throw new ArgumentOutOfRangeException("inputSchema",
-                    $"Schema mismatch for input column '{name}': expected {(vector ? "a variable-length vector of String" : "String")}");
+            if (vector) columns.RequireTextVector(name);
+            else columns.RequireText(name);
         }
-        return _inner.GetOutputSchema(inputSchema);
     }
 
     private IEnumerable<(string Name, bool Vector)> Inputs()

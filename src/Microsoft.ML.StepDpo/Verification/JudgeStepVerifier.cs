@@ -6,13 +6,13 @@ namespace Microsoft.ML.StepDpo.Verification;
 
 /// <summary>
 /// Asks a chat model (any <see cref="IChatClient"/>: Azure OpenAI, an OpenAI-protocol server such as vLLM, Ollama)
-/// to judge each step against a reference solution, as the Step-DPO reference does with GPT-4o: a short analysis,
+/// to judge each step against a reference solution, as the Step-DPO authors' data pipeline does with GPT-4o: a short analysis,
 /// then a "Final Decision:" block with "Step k: correct | neutral | incorrect", stopping at the first incorrect step.
 /// </summary>
 /// <remarks>
 /// A reply without a readable verdict block, or a request that fails after retries, gives
 /// <see cref="StepVerdict.Unknown"/> for every step (with the reason as evidence); it never throws, except on
-/// cancellation. The reference counts the first neutral step as the error: locate with <c>NeutralIsError</c> (the default).
+/// cancellation. The Step-DPO authors' pipeline counts the first neutral step as the error: locate with <c>NeutralIsError</c> (the default).
 /// </remarks>
 public sealed class JudgeStepVerifier : IStepVerifier
 {
@@ -42,7 +42,10 @@ public sealed class JudgeStepVerifier : IStepVerifier
     public int MaxOutputTokens { get; init; } = 2048;
 
     /// <summary>Let request failures propagate instead of answering Unknown (used by the preference pipeline).</summary>
-    internal bool ThrowOnFailure { get; set; }
+    internal bool ThrowOnFailure { get; init; }
+
+    /// <summary>This judge as the preference pipeline runs it, leaving this instance unchanged: request failures propagate.</summary>
+    internal JudgeStepVerifier ForPipeline() => new(_client, ModelId, Retry) { MaxOutputTokens = MaxOutputTokens, ThrowOnFailure = true };
 
     /// <inheritdoc/>
     public async Task<IReadOnlyList<StepCheck>> VerifyAsync(StepVerificationInput input, CancellationToken cancellationToken = default)

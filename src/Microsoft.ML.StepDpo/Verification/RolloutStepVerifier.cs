@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using Microsoft.ML.StepDpo.Answers;
 using Microsoft.ML.StepDpo.Sampling;
 using Microsoft.ML.StepDpo.Text;
@@ -22,7 +23,7 @@ namespace Microsoft.ML.StepDpo.Verification;
 public sealed class RolloutStepVerifier : IStepVerifier
 {
     private readonly ICompletionSource _source;
-    private long _rollouts;
+    private readonly StrongBox<long> _rollouts; // shared with the pipeline's copies (ForPipeline)
 
     /// <summary>Creates the verifier.</summary>
     /// <param name="source">The generator of rollouts: the policy model, locally or behind an endpoint.</param>
@@ -35,7 +36,24 @@ public sealed class RolloutStepVerifier : IStepVerifier
         RolloutsPerPrefix = rolloutsPerPrefix;
         Sampling = sampling ?? new SamplingSettings();
         Sampling.Validate();
+        _rollouts = new StrongBox<long>();
     }
+
+    private RolloutStepVerifier(RolloutStepVerifier original, RolloutCache cache)
+    {
+        _source = original._source;
+        _rollouts = original._rollouts;
+        RolloutsPerPrefix = original.RolloutsPerPrefix;
+        Sampling = original.Sampling;
+        Cache = cache;
+        ThrowOnFailure = true;
+    }
+
+    /// <summary>
+    /// This verifier as the preference pipeline runs it, leaving this instance unchanged: failures propagate and outcomes
+    /// are kept in <paramref name="cache"/> (rectification reuses them). Its rollouts count in this verifier's <see cref="RolloutsUsed"/>.
+    /// </summary>
+    internal RolloutStepVerifier ForPipeline(RolloutCache cache) => new(this, cache);
 
     /// <summary>"rollout".</summary>
     public string Name => "rollout";
@@ -47,13 +65,13 @@ public sealed class RolloutStepVerifier : IStepVerifier
     public SamplingSettings Sampling { get; }
 
     /// <summary>Rollouts drawn so far by this verifier (over all calls).</summary>
-    public long RolloutsUsed => Interlocked.Read(ref _rollouts);
+    public long RolloutsUsed => Interlocked.Read(ref _rollouts.Value);
 
     /// <summary>When set, outcomes are stored and reused per (problem, prefix); the pipeline reads rectification candidates from it.</summary>
-    internal RolloutCache? Cache { get; set; }
+    internal RolloutCache? Cache { get; init; }
 
     /// <summary>Let generator failures propagate instead of answering Unknown (the pipeline redoes the problem on resume rather than record a degraded result).</summary>
-    internal bool ThrowOnFailure { get; set; }
+    internal bool ThrowOnFailure { get; init; }
 
     /// <summary>The most rollouts one solution of <paramref name="steps"/> steps can cost: N·ceil(log2(steps)) + N.</summary>
     public int MaxRolloutsFor(int steps) => steps <= 0 ? 0 : RolloutsPerPrefix * ((int)Math.Ceiling(Math.Log2(steps)) + 1);
@@ -120,7 +138,7 @@ public sealed class RolloutStepVerifier : IStepVerifier
         var request = new CompletionRequest(input.Problem, prefix, RolloutsPerPrefix,
             Sampling with { Seed = Sampling.Seed + 7919L * completeSteps });
         var rollouts = await _source.CompleteAsync(request, cancellationToken).ConfigureAwait(false);
-        Interlocked.Add(ref _rollouts, rollouts.Count);
+        Interlocked.Add(ref _rollouts.Value, rollouts.Count);
         var successful = rollouts.Where(r => AnswerEquivalence.IsCorrect(prefix + r, input.ReferenceAnswer)).ToList();
         Cache?.Set(input.Problem, prefix, new RolloutOutcome(rollouts.Count, successful));
         return successful.Count;

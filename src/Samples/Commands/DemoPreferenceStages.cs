@@ -104,8 +104,10 @@ internal static class DemoPreferenceStages
             });
             return trainer.Fit(data);
         });
-        var last = steps.LastOrDefault()?.Metrics;
-        AnsiConsole.MarkupLine($"[green]{Markup.Escape(label)}[/]: {pairs} pairs, final loss {last?.GetValueOrDefault("loss"):F3}, " +
+        // The public training report: how many pairs were used and the metrics of the last step.
+        var report = trainer.LastReport!;
+        var last = report.History.LastOrDefault();
+        AnsiConsole.MarkupLine($"[green]{Markup.Escape(label)}[/]: {report.ExamplesUsed} pairs, final loss {last?.GetValueOrDefault("loss"):F3}, " +
                                $"reward margin {last?.GetValueOrDefault("rewards/margins"):F2}, accuracy {last?.GetValueOrDefault("rewards/accuracies"):F2} ({clock.Elapsed.TotalSeconds:F0} s)");
         return new Trained(scorer, steps, clock.Elapsed.TotalSeconds);
     }

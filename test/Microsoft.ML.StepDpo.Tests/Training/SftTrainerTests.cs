@@ -41,7 +41,11 @@ public sealed class SftTrainerTests
         };
         var trainer = ml.StepDpo().Trainers.Sft(options);
         var fitted = trainer.Fit(ml.Data.LoadFromEnumerable(s_rows));
-        Assert.IsLessThan(trainer.LastHistory[0]["loss"] / 10, trainer.LastHistory[^1]["loss"]);
+        var history = trainer.LastReport!.History;
+        Assert.IsLessThan(history[0]["loss"] / 10, history[^1]["loss"]);
+        Assert.AreEqual(4, trainer.LastReport.ExamplesUsed);
+        Assert.AreEqual(60, trainer.LastReport.OptimizerSteps);
+        Assert.HasCount(3, history, "one record every 20 steps");
 
         var engine = ml.Model.CreatePredictionEngine<Row, Generated>(fitted);
         foreach (var r in s_rows)

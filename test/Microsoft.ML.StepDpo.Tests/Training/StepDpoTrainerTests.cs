@@ -68,11 +68,15 @@ public sealed class StepDpoTrainerTests
         var trainer = ml.StepDpo().Trainers.StepDpo(Options(model, tok));
         var scorer = trainer.Fit(data);
 
-        Assert.AreEqual(5, trainer.LastReport!.Rows);
-        Assert.AreEqual(4, trainer.LastReport.Used);
-        Assert.AreEqual(1, trainer.LastReport.EmptyResponse);
-        Assert.IsGreaterThan(0.0, trainer.LastHistory[^1]["rewards/margins"]);
-        Assert.AreEqual(1.0, trainer.LastHistory[^1]["rewards/accuracies"], 1e-9);
+        var report = trainer.LastReport!;
+        Assert.AreEqual(5, report.Rows);
+        Assert.AreEqual(4, report.ExamplesUsed);
+        Assert.AreEqual(1, report.SkippedEmpty);
+        Assert.AreEqual(1, report.ExamplesSkipped);
+        Assert.AreEqual(8, report.OptimizerSteps, "4 pairs in one batch of 4, 8 epochs");
+        Assert.HasCount(8, report.History, "one record per step (LogInterval 1)");
+        Assert.IsGreaterThan(0.0, report.History[^1]["rewards/margins"]);
+        Assert.AreEqual(1.0, report.History[^1]["rewards/accuracies"], 1e-9);
 
         // The implicit reward of a trained chosen step is above that of its rejected step, in context.
         var engine = ml.Model.CreatePredictionEngine<ScoreInput, ScoreOutput>(scorer);
@@ -211,6 +215,46 @@ public sealed class StepDpoTrainerTests
             StringAssert.Contains(e3.Message, "corrupted");
         }
         finally { Directory.Delete(dir, true); }
+    }
+
+    public sealed class AnswerPairRow
+    {
+        public string prompt { get; set; } = "";
+        public string chosen { get; set; } = "";
+        public string rejected { get; set; } = "";
+    }
+
+    private sealed class CountingProgress : IProgress<TrainingProgress>
+    {
+        public int Reports { get; private set; }
+        public void Report(TrainingProgress value) => Reports++;
+    }
+
+    [TestMethod]
+    public void DpoLeavesTheCallersOptionsAsTheyWere()
+    {
+        var ml = new MLContext(seed: 1);
+        var (model, tok) = TinyModel();
+        var o = Options(model, tok); o.Epochs = 2;
+        var trainer = ml.StepDpo().Trainers.Dpo(o);
+        Assert.AreEqual("initial_reason_steps", o.InitialReasonStepsColumnName);
+
+        // Options are read when Fit runs (the train command sets Progress after creating the trainer).
+        var progress = new CountingProgress();
+        o.Progress = progress;
+        // Answer-level pairs: whole solutions after the prompt alone; there is no prefix column.
+        var answers = ml.Data.LoadFromEnumerable(Pairs().Select(p => new AnswerPairRow
+        {
+            prompt = p.prompt, chosen = p.initial_reason_steps + p.chosen, rejected = p.rejected.Length == 0 ? "" : p.initial_reason_steps + p.rejected,
+        }));
+        trainer.Fit(answers);
+        Assert.AreEqual(4, trainer.LastReport!.ExamplesUsed);
+        Assert.AreEqual(2, trainer.LastReport.OptimizerSteps);
+        Assert.AreEqual(2, progress.Reports);
+
+        // The same options still describe Step-DPO, which needs the prefix column.
+        var e = Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => ml.StepDpo().Trainers.StepDpo(o).Fit(answers));
+        StringAssert.Contains(e.Message, "Could not find input column 'initial_reason_steps'");
     }
 
     [TestMethod]

@@ -123,9 +123,10 @@ internal static class PreferenceStages
                 });
                 scorer = trainer.Fit(data);
             });
-        var last = trainer.LastHistory.LastOrDefault();
-        AnsiConsole.MarkupLine($"[green]{Markup.Escape(label)}[/]: {trainer.LastReport!.Used} pairs, final loss {last?.GetValueOrDefault("loss"):F3}, " +
+        var report = trainer.LastReport!;
+        var last = report.History.LastOrDefault();
+        AnsiConsole.MarkupLine($"[green]{Markup.Escape(label)}[/]: {report.ExamplesUsed} pairs, final loss {last?.GetValueOrDefault("loss"):F3}, " +
                                $"reward margin {last?.GetValueOrDefault("rewards/margins"):F2}, accuracy {last?.GetValueOrDefault("rewards/accuracies"):F2} ({clock.Elapsed.TotalSeconds:F0} s)");
-        return new Trained(scorer, trainer.LastHistory.ToList(), clock.Elapsed.TotalSeconds, trainer.LastReport.Used);
+        return new Trained(scorer, report.History.Select(r => r.ToDictionary()).ToList(), clock.Elapsed.TotalSeconds, report.ExamplesUsed);
     }
 }
