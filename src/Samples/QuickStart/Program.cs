@@ -9,7 +9,8 @@ using Microsoft.ML.StepDpo.Text;
 using Microsoft.ML.StepDpo.Training;
 
 const string Model = "src/Samples/Assets/sft-arithmetic";     // the committed 0.8M-parameter Qwen2; prompt format "plain"
-string output = Directory.CreateDirectory(args.Length > 0 ? args[0] : "artifacts/quickstart").FullName;
+string output = args.Length > 0 ? args[0] : "artifacts/quickstart";
+Directory.CreateDirectory(output);
 string pairsPath = Path.Combine(output, "pairs.jsonl"), scorerPath = Path.Combine(output, "step-scorer.zip");
 var ml = new MLContext(seed: 1);
 

@@ -61,7 +61,7 @@ public sealed class PackageInstallTests
         string scorer = Path.Combine(outputFolder, "step-scorer.zip");
         StringAssert.Contains(output, $"3. saved {scorer}");
         Assert.IsTrue(File.Exists(scorer));
-        var scores = Regex.Matches(output, @"^4\. step rewards [+-]\d\.\d{3} [+-]\d\.\d{3} [+-]\d\.\d{3}, first doubted step: (-1|[1-3])$", RegexOptions.Multiline);
+        var scores = Regex.Matches(output, @"^4\. step rewards [+-]\d[.,]\d{3} [+-]\d[.,]\d{3} [+-]\d[.,]\d{3}, first doubted step: (-1|[1-3])$", RegexOptions.Multiline);
         Assert.AreEqual(2, scores.Count, output);
 
         // A net8.0 application restores the same package, loads TorchSharp through the package's build targets and
