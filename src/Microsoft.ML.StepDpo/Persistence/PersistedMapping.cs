@@ -19,8 +19,9 @@ namespace Microsoft.ML.StepDpo.Persistence;
 //
 // Why: CustomMapping saves only its contract name (no state; SchemaDefinition renames are lost), the
 // expression text is saved verbatim, and CopyColumns/DropColumns restore the user's column names.
-// Base64 keeps the literal free of quotes and backslashes. A fresh process must call
-// mlContext.ComponentCatalog.RegisterAssembly(typeof(StepSegmenter).Assembly) before Model.Load.
+// Base64 keeps the literal free of quotes and backslashes. CustomMapping also saves the full name of its factory's
+// assembly, and Model.Load loads that assembly by name and registers it, so a fresh process needs no
+// ComponentCatalog.RegisterAssembly call, only a reference to this library.
 // Mappings run on parallel cursors: the per-row work is pure and the config cache is concurrent.
 
 /// <summary>Builds the chain described above and holds the configuration cache.</summary>

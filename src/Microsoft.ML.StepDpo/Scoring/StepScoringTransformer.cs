@@ -25,8 +25,7 @@ public sealed class StepScoringColumns
 /// their sum, and the first step whose reward falls below the threshold. It saves with
 /// <c>mlContext.Model.Save</c> (weights included; LoRA adapters with the base referenced by path and SHA-256, or
 /// with the base itself when training started from an in-memory model)
-/// and loads with <c>mlContext.Model.Load</c> after
-/// <c>mlContext.ComponentCatalog.RegisterAssembly(typeof(StepScoringTransformer).Assembly)</c>.
+/// and loads with <c>mlContext.Model.Load</c> in any process that references this library (no registration needed).
 /// </summary>
 public sealed class StepScoringTransformer : ChainedTransformer
 {

@@ -12,7 +12,7 @@ namespace Microsoft.ML.StepDpo.Scoring;
 /// A fitted language model as an ML.NET transformer (what <c>Trainers.Sft</c> returns): for each row it renders the
 /// prompt with the template (template + separator) and writes the greedy continuation, up to EOS or the token
 /// limit, to the output column. Saves with <c>mlContext.Model.Save</c> with its weights (as the step scorer does)
-/// and loads after <c>mlContext.ComponentCatalog.RegisterAssembly(typeof(TextGenerationTransformer).Assembly)</c>.
+/// and loads with <c>mlContext.Model.Load</c> in any process that references this library.
 /// </summary>
 public sealed class TextGenerationTransformer : ChainedTransformer
 {

@@ -4,7 +4,7 @@ namespace Microsoft.ML.StepDpo.Verification;
 
 /// <summary>
 /// The fitted <see cref="FirstErrorLocatorEstimator"/>. With arithmetic verifiers only it saves with
-/// <c>mlContext.Model.Save</c> and loads (after <c>mlContext.ComponentCatalog.RegisterAssembly(typeof(FirstErrorLocatorTransformer).Assembly)</c>)
+/// <c>mlContext.Model.Save</c> and loads with <c>mlContext.Model.Load</c>
 /// as a transformer chain that gives identical output; with verifiers that need a live model or client, saving throws.
 /// </summary>
 public sealed class FirstErrorLocatorTransformer : ChainedTransformer, ICanSaveModel
