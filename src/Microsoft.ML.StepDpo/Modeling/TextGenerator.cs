@@ -30,7 +30,15 @@ internal sealed class TextGenerator
         if (prompts.Any(p => p.Length == 0)) throw new ArgumentException("Every prompt needs at least one token.", nameof(prompts));
         if (options.StopStrings.Count > 0 && decode is null) throw new InvalidOperationException("Stop strings need a decode function.");
 
-        int B = prompts.Count, P = prompts.Max(p => p.Length), maxNew = options.MaxNewTokens;
+        // The model's context bounds every row: a prompt that does not fit is refused (its attention and KV cache
+        // would grow with it), and generation stops where the longest prompt reaches the context.
+        int context = model.Config.MaxPositionEmbeddings;
+        int longest = prompts.Max(p => p.Length);
+        if (longest >= context)
+            throw new ArgumentException(
+                $"A prompt is {longest} tokens; the model's context (max_position_embeddings) is {context}. Shorten the problem or use a model with a longer context.",
+                nameof(prompts));
+        int B = prompts.Count, P = longest, maxNew = Math.Min(options.MaxNewTokens, context - P);
         var device = model.Device;
         var generated = Enumerable.Range(0, B).Select(_ => new List<int>()).ToArray();
         var results = new GenerationResult?[B];

@@ -144,4 +144,24 @@ public sealed class GenerationTests
         Count(TextGenerator.Sample(logits, new GenerationOptions { Temperature = 1 }, rng));
         Assert.AreEqual(0.05, counts[1] / 4000.0, 0.015);
     }
+
+    /// <summary>
+    /// The context bounds generation: a prompt that does not fit is refused with the numbers (instead of attention and
+    /// a KV cache that grow with any input), and rows stop where the longest prompt reaches the context.
+    /// </summary>
+    [TestMethod]
+    public void TheContextBoundsPromptsAndGeneration()
+    {
+        var config = Qwen2Config.Tiny(vocab: 26, hidden: 32, layers: 2, heads: 4, kvHeads: 2) with { MaxPositionEmbeddings = 16 };
+        using var model = Qwen2ForCausalLM.CreateRandom(config, ScalarType.Float64, seed: 3);
+        var generator = new TextGenerator(model);
+        var e = Assert.ThrowsExactly<ArgumentException>(() => generator.Generate(Enumerable.Repeat(1, 16).ToArray(), new GenerationOptions { MaxNewTokens = 4 }));
+        StringAssert.Contains(e.Message, "16 tokens");
+        StringAssert.Contains(e.Message, "max_position_embeddings");
+
+        var results = generator.Generate(new[] { Enumerable.Repeat(2, 12).ToArray(), new[] { 3, 4 } }, new GenerationOptions { MaxNewTokens = 50 });
+        Assert.AreEqual(4, results[0].Tokens.Length, "12 prompt tokens + 4 new fill the context of 16");
+        Assert.AreEqual(4, results[1].Tokens.Length, "the batch stops where its longest prompt reaches the context");
+        Assert.AreEqual(StopReason.MaxTokens, results[0].Reason);
+    }
 }
