@@ -58,7 +58,10 @@ public abstract class LanguageModelTrainerOptions
     public bool RetainFreedNativeMemory { get; set; } = true;
     /// <summary>Seed of data order and dropout; null draws one from the MLContext.</summary>
     public int? Seed { get; set; }
-    /// <summary>Folder for checkpoints (resumable); null for none.</summary>
+    /// <summary>
+    /// Folder for checkpoints; null for none. A Fit with a checkpoint there resumes it when it was made by the same run
+    /// (see <see cref="RestartFromScratch"/>); the folder is locked against a second writer for the whole Fit.
+    /// </summary>
     public string? CheckpointDirectory { get; set; }
     /// <summary>
     /// What to do with a checkpoint already in <see cref="CheckpointDirectory"/>. Default false: resume from it when it was
