@@ -4,20 +4,26 @@ namespace Microsoft.ML.StepDpo.Data;
 /// One writer per output: an operating-system lock on a lock file next to the output (a file held open with
 /// FileShare.None), released when disposed or when the process dies, even by kill -9, so a crash never leaves a
 /// stale lock. A second writer is refused at once with the holder's process id (recorded in a side file, since the
-/// locked file itself cannot be read).
+/// locked file itself cannot be read). The library's writers take it themselves (a trainer's Fit on its checkpoint folder,
+/// step-preference building on its output); an application takes it for outputs of its own, e.g. a folder it writes
+/// model files into after Fit.
 /// </summary>
-internal sealed class OutputLock : IDisposable
+public sealed class OutputLock : IDisposable
 {
     private readonly FileStream _handle;
 
     private OutputLock(FileStream handle) => _handle = handle;
 
-    /// <summary>Takes the lock of the output file <paramref name="path"/> (<c>path.lock</c>), or throws naming the holder.</summary>
+    /// <summary>Takes the lock of the output file <paramref name="path"/> (lock file <c>path.lock</c>), or throws
+    /// <see cref="InvalidOperationException"/> naming the holder.</summary>
     /// <param name="path">The output file.</param>
     /// <param name="what">How the output is named in the message, e.g. "The step-preference output".</param>
     public static OutputLock ForFile(string path, string what) => Acquire(Path.GetFullPath(path) + ".lock", path, what);
 
-    /// <summary>Takes the lock of the output folder <paramref name="directory"/> (created if missing), or throws naming the holder.</summary>
+    /// <summary>Takes the lock of the output folder <paramref name="directory"/> (created if missing; lock file
+    /// <c>.stepdpo.lock</c> inside it), or throws <see cref="InvalidOperationException"/> naming the holder.</summary>
+    /// <param name="directory">The output folder.</param>
+    /// <param name="what">How the output is named in the message, e.g. "The output folder".</param>
     public static OutputLock ForFolder(string directory, string what) =>
         Acquire(Path.Combine(Path.GetFullPath(directory), ".stepdpo.lock"), directory, what);
 
@@ -41,5 +47,6 @@ internal sealed class OutputLock : IDisposable
         return new OutputLock(handle);
     }
 
+    /// <summary>Releases the lock.</summary>
     public void Dispose() => _handle.Dispose();
 }

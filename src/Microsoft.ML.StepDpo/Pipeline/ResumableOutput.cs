@@ -63,6 +63,12 @@ internal sealed class ResumableOutput : IDisposable
     /// <summary>Counts over every committed problem.</summary>
     public StepPreferenceReport Totals { get; private set; } = new();
 
+    /// <summary>The ids of the committed problems.</summary>
+    public IReadOnlyList<string> CommittedIds
+    {
+        get { lock (_lock) return _done.ToList(); }
+    }
+
     public bool IsDone(string id)
     {
         lock (_lock) return _done.Contains(id);

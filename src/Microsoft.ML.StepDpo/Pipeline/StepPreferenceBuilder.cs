@@ -64,13 +64,12 @@ internal sealed class StepPreferenceBuilder
         var getters = columns.Select(c => cursor.GetGetter<ReadOnlyMemory<char>>(c)).ToList();
         ReadOnlyMemory<char> value = default;
         string Get(int i) { getters[i](ref value); return value.ToString(); }
-        int row = 0;
         while (cursor.MoveNext())
         {
             string problem = Get(0), answer = Get(1);
-            string id = getters.Count > 2 ? Get(2) : FormattableString.Invariant($"{row}:{StableHash.Fnv1a64(problem):x16}");
+            // A stable key: the id when given, else the problem's text and answer (never the row number, which shifts).
+            string id = getters.Count > 2 ? Get(2) : ProblemKey.FromText(problem, answer);
             problems.Add(new ProblemInput(id, problem, answer));
-            row++;
         }
         return problems;
     }
@@ -78,8 +77,12 @@ internal sealed class StepPreferenceBuilder
     public async Task<StepPreferenceReport> RunAsync(IReadOnlyList<ProblemInput> problems, IProgress<StepPreferenceReport>? progress, CancellationToken cancellationToken)
     {
         using var output = new ResumableOutput(_options.OutputPath!, _options.AnswerPairsPath);
-        var todo = problems.Where(p => !output.IsDone(p.Id)).ToList();
-        int resumed = problems.Count - todo.Count;
+        // Progress written by versions that keyed rows by number: a problem whose text hash it records is done.
+        var legacy = _options.IdColumnName is { Length: > 0 } ? new HashSet<ulong>() : ProblemKey.LegacyTextHashes(output.CommittedIds);
+        bool Done(ProblemInput p) => output.IsDone(p.Id) || (legacy.Count > 0 && legacy.Contains(ProblemKey.LegacyTextHash(p.Problem)));
+        int resumed = problems.Count(Done);
+        // The same key twice in the input: the first one wins.
+        var todo = problems.Where(p => !Done(p)).DistinctBy(p => p.Id, StringComparer.Ordinal).ToList();
         StepPreferenceReport Report(StepPreferenceReport totals) => totals with { TotalProblems = problems.Count, Resumed = resumed };
         progress?.Report(Report(output.Totals));
 

@@ -13,7 +13,11 @@ public sealed class StepPreferenceOptions
     /// <summary>Input text column with the reference final answer. Default "Answer".</summary>
     public string AnswerColumnName { get; set; } = "Answer";
 
-    /// <summary>Input text column with a stable problem id; null to use the row index and a hash of the problem. Default null.</summary>
+    /// <summary>
+    /// Input text column with a stable problem id, the key of resuming; null to key problems by a hash of their text and
+    /// answer (so editing, adding or deleting other input lines never redoes or skips a problem; a repeated problem is
+    /// built once). Default null.
+    /// </summary>
     public string? IdColumnName { get; set; }
 
     /// <summary>The policy: samples solutions, rollouts and rectifications (required).</summary>

@@ -52,7 +52,7 @@ internal static class ScorerBundle
             else
             {
                 manifest.BaseModelPath = Path.GetFullPath(baseModelPath);
-                manifest.BaseModelSha256 = HashModelFolder(baseModelPath);
+                manifest.BaseModelSha256 = ModelHash.OfFolder(baseModelPath);
             }
             LoraAdapters.Save(scorer.Policy, Path.Combine(staging, "adapters"), manifest.BaseModelPath);
             scorer.Tokenizer.Save(Path.Combine(staging, "adapters"));
@@ -104,7 +104,7 @@ internal static class ScorerBundle
         var basePath = manifest.BaseModelPath;
         if (!Directory.Exists(basePath))
             throw new FileNotFoundException($"The step scorer's base model folder '{basePath}' is missing. A LoRA scorer references its base model by path; restore the folder or retrain.");
-        var actual = HashModelFolder(basePath);
+        var actual = ModelHash.OfFolder(basePath);
         if (actual != manifest.BaseModelSha256)
             throw new InvalidDataException($"The base model in '{basePath}' has changed since the step scorer was trained (SHA-256 {actual}, expected {manifest.BaseModelSha256}).");
         return basePath;
@@ -159,20 +159,5 @@ internal static class ScorerBundle
     {
         ModelCheckpoint.Save(model, dir);
         tokenizer.Save(dir);
-    }
-
-    /// <summary>SHA-256 over config.json and the weight files of a model folder, in a fixed order.</summary>
-    internal static string HashModelFolder(string directory)
-    {
-        using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        var files = new[] { Path.Combine(directory, ModelCheckpoint.ConfigFile) }.Concat(ModelCheckpoint.WeightFiles(directory));
-        var buffer = new byte[1 << 20];
-        foreach (var f in files)
-        {
-            using var s = File.OpenRead(f);
-            int n;
-            while ((n = s.Read(buffer, 0, buffer.Length)) > 0) sha.AppendData(buffer, 0, n);
-        }
-        return Convert.ToHexString(sha.GetHashAndReset()).ToLowerInvariant();
     }
 }

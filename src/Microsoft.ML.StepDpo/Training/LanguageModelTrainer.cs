@@ -9,7 +9,10 @@ namespace Microsoft.ML.StepDpo.Training;
 /// Base of this library's trainers (<see cref="StepDpoTrainer"/>, <see cref="SftTrainer"/>). <see cref="Fit"/> checks the
 /// input schema with <see cref="GetOutputSchema"/>, loads TorchSharp's native library, applies
 /// <see cref="LanguageModelTrainerOptions.Threads"/>, takes <see cref="LanguageModelTrainerOptions.Seed"/> (or draws one
-/// from the MLContext), logs through the MLContext, trains, and leaves a <see cref="LastReport"/>.
+/// from the MLContext), logs through the MLContext, trains, and leaves a <see cref="LastReport"/>. For the whole of
+/// <see cref="Fit"/> it holds an operating-system lock on <see cref="LanguageModelTrainerOptions.CheckpointDirectory"/>
+/// (or, without one, on <see cref="LanguageModelTrainerOptions.MetricsPath"/>): a second Fit writing there, in this or
+/// another process, is refused at once naming the holder's process id.
 /// </summary>
 /// <typeparam name="TTransformer">What <see cref="Fit"/> returns.</typeparam>
 public abstract class LanguageModelTrainer<TTransformer> : IEstimator<TTransformer> where TTransformer : class, ITransformer
@@ -49,13 +52,24 @@ public abstract class LanguageModelTrainer<TTransformer> : IEstimator<TTransform
         LastReport = null;
         var host = ((IHostEnvironment)Context).Register(GetType().Name);
         using var ch = host.Start("Training");
+        // One writer for the whole run (the optimizer loop and everything written after it), not only the loop.
+        using var writer = TakeOutputLock();
         TorchRuntime.EnsureLoaded();
         if (_options.Threads is int threads) torch.set_num_threads(threads);
-        var run = new TrainingRun(Context, _options, _options.Seed ?? host.Rand.Next(), m => ch.Info(MessageSensitivity.None, m));
+        var run = new TrainingRun(Context, _options, Method, _options.Seed ?? host.Rand.Next(), m => ch.Info(MessageSensitivity.None, m));
         var fitted = Train(input, run);
         LastReport = run.ToReport();
         return fitted;
     }
+
+    // The checkpoint folder when there is one, else the metrics file; null when the run writes neither.
+    private OutputLock? TakeOutputLock() =>
+        _options.CheckpointDirectory is not null ? OutputLock.ForFolder(_options.CheckpointDirectory, "The checkpoint folder")
+        : _options.MetricsPath is not null ? OutputLock.ForFile(_options.MetricsPath, "The metrics file")
+        : null;
+
+    /// <summary>The method's name as a checkpoint records it (e.g. "Step-DPO").</summary>
+    private protected abstract string Method { get; }
 
     /// <summary>Throws unless the training columns exist with the right types.</summary>
     private protected abstract void CheckInputs(SchemaChecks columns);

@@ -1,3 +1,4 @@
+using System.Globalization;
 using Microsoft.ML.StepDpo.Modeling;
 using Microsoft.ML.StepDpo.Modeling.Tokenization;
 using Microsoft.ML.StepDpo.Text;
@@ -57,8 +58,17 @@ public abstract class LanguageModelTrainerOptions
     public bool RetainFreedNativeMemory { get; set; } = true;
     /// <summary>Seed of data order and dropout; null draws one from the MLContext.</summary>
     public int? Seed { get; set; }
-    /// <summary>Folder for checkpoints (resumable); null for none.</summary>
+    /// <summary>
+    /// Folder for checkpoints; null for none. A Fit with a checkpoint there resumes it when it was made by the same run
+    /// (see <see cref="RestartFromScratch"/>); the folder is locked against a second writer for the whole Fit.
+    /// </summary>
     public string? CheckpointDirectory { get; set; }
+    /// <summary>
+    /// What to do with a checkpoint already in <see cref="CheckpointDirectory"/>. Default false: resume from it when it was
+    /// made from the same base model, data and options (every option that changes the math), and refuse one made from
+    /// anything else with an error naming each item that differs (old → new). True: discard it and train from step 0.
+    /// </summary>
+    public bool RestartFromScratch { get; set; }
     /// <summary>Optimizer steps between checkpoints (0: only at the end, on cancellation and on a NaN stop). Default 0.</summary>
     public int CheckpointInterval { get; set; }
     /// <summary>Optimizer steps between metric records (MLContext.Log, metrics file). Default 10.</summary>
@@ -76,9 +86,23 @@ public abstract class LanguageModelTrainerOptions
             throw new ArgumentException("Set Options.BaseModelPath to a Hugging Face model folder.", "options");
     }
 
+    /// <summary>
+    /// The options that change the math of training, by name, beyond those of the optimizer loop (which it records itself):
+    /// what a checkpoint records so that a resume with other values is refused.
+    /// </summary>
+    internal virtual IEnumerable<KeyValuePair<string, string>> MathSettings()
+    {
+        yield return new("template", Template.Name);
+        yield return new("max length", MaxLength.ToString(CultureInfo.InvariantCulture));
+        yield return new("LoRA", UseLora
+            ? string.Create(CultureInfo.InvariantCulture, $"r={Lora.Rank} alpha={Lora.Alpha:R} dropout={Lora.Dropout:R} targets={string.Join(",", Lora.TargetModules)}")
+            : "off");
+    }
+
     /// <summary>The optimizer loop's settings for one run.</summary>
     internal TrainingLoopOptions ToLoopOptions(int seed, Action<string> log) => new()
     {
+        RestartFromScratch = RestartFromScratch,
         Epochs = Epochs, BatchSize = BatchSize, GradientAccumulationSteps = GradientAccumulationSteps, LearningRate = LearningRate,
         WarmupRatio = WarmupRatio, WeightDecay = WeightDecay, MaxGradNorm = MaxGradNorm, Seed = seed,
         CheckpointDirectory = CheckpointDirectory, CheckpointInterval = CheckpointInterval, LogInterval = LogInterval,

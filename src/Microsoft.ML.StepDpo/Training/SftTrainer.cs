@@ -37,6 +37,8 @@ public sealed class SftTrainer : LanguageModelTrainer<TextGenerationTransformer>
         if (options.MaxNewTokens < 1) throw new ArgumentOutOfRangeException(nameof(options), "MaxNewTokens must be at least 1.");
     }
 
+    private protected override string Method => "SFT";
+
     private protected override void CheckInputs(SchemaChecks columns)
     {
         columns.RequireText(_options.PromptColumnName);

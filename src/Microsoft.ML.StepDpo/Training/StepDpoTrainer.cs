@@ -57,6 +57,18 @@ public sealed class StepDpoTrainer : LanguageModelTrainer<StepScoringTransformer
         public double ErrorThreshold { get; set; }
         /// <summary>Column names of the fitted step scorer.</summary>
         public StepScoringColumns ScoringColumns { get; set; } = new();
+
+        internal override IEnumerable<KeyValuePair<string, string>> MathSettings()
+        {
+            string F(double v) => v.ToString("R", System.Globalization.CultureInfo.InvariantCulture);
+            foreach (var item in base.MathSettings()) yield return item;
+            yield return new("beta", F(Beta));
+            yield return new("loss", Loss.ToString());
+            yield return new("label smoothing", F(LabelSmoothing));
+            yield return new("NLL weight", F(NllWeight));
+            yield return new("max prompt length", MaxPromptLength.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            yield return new("append EOS", AppendEos ? "true" : "false");
+        }
     }
 
     private readonly Options _options;
@@ -69,6 +81,8 @@ public sealed class StepDpoTrainer : LanguageModelTrainer<StepScoringTransformer
         _answerLevel = answerLevel;
         if (!(options.Beta > 0)) throw new ArgumentOutOfRangeException(nameof(options), "Beta must be positive.");
     }
+
+    private protected override string Method => _answerLevel ? "DPO" : "Step-DPO";
 
     private string? PrefixColumn => _answerLevel ? null : _options.InitialReasonStepsColumnName;
 

@@ -68,9 +68,10 @@ internal sealed class TrainingLoop<TExample>
         using var optimizer = torch.optim.AdamW(groups, o.LearningRate, weight_decay: o.WeightDecay);
 
         // One run per checkpoint folder at a time (two would tear each other's checkpoints and metrics).
-        using var writer = o.CheckpointDirectory is null ? null : OutputLock.ForFolder(o.CheckpointDirectory, "The checkpoint folder");
-        var fingerprint = Fingerprint(examples.Count, total);
-        int step = TryResume(optimizer, fingerprint);
+        using var writer = o.CheckpointDirectory is null || o.CallerHoldsOutputLock ? null : OutputLock.ForFolder(o.CheckpointDirectory, "The checkpoint folder");
+        var identity = o.CheckpointDirectory is null ? new Dictionary<string, string>() : Identity(examples, total);
+        if (o.RestartFromScratch) DiscardCheckpoint();
+        int step = TryResume(optimizer, identity);
         ResumedFromStep = step;
         if (step > 0) o.Log?.Invoke($"Resumed from checkpoint at step {step}/{total}.");
 
@@ -85,7 +86,7 @@ internal sealed class TrainingLoop<TExample>
         {
             if (o.CancellationToken.IsCancellationRequested)
             {
-                SaveCheckpoint(optimizer, step, fingerprint);
+                SaveCheckpoint(optimizer, step, identity);
                 o.CancellationToken.ThrowIfCancellationRequested();
             }
             int epoch = step / stepsPerEpoch;
@@ -108,7 +109,7 @@ internal sealed class TrainingLoop<TExample>
                 if (!double.IsFinite(value))
                 {
                     // Nothing has been applied for this step yet: the weights are the last good ones.
-                    SaveCheckpoint(optimizer, step, fingerprint);
+                    SaveCheckpoint(optimizer, step, identity);
                     throw new InvalidOperationException(
                         $"Training stopped: the loss became {value} at step {step + 1} (epoch {epoch + 1}). " +
                         (o.CheckpointDirectory is null ? "No checkpoint folder was set." : $"The last good state is saved in '{o.CheckpointDirectory}'.") +
@@ -141,9 +142,9 @@ internal sealed class TrainingLoop<TExample>
                 clock.Restart();
             }
             if (o.CheckpointInterval > 0 && step % o.CheckpointInterval == 0 && step < total)
-                SaveCheckpoint(optimizer, step, fingerprint);
+                SaveCheckpoint(optimizer, step, identity);
         }
-        SaveCheckpoint(optimizer, step, fingerprint);
+        SaveCheckpoint(optimizer, step, identity);
         _model.SetTraining(false);
         StepsDone = step;
     }
@@ -158,9 +159,28 @@ internal sealed class TrainingLoop<TExample>
         return p;
     }
 
-    private string Fingerprint(int examples, int total) =>
-        string.Create(CultureInfo.InvariantCulture,
-            $"n={examples};total={total};bs={_options.BatchSize};ga={_options.GradientAccumulationSteps};lr={_options.LearningRate:R};seed={_options.Seed}");
+    // Everything a checkpoint is made from: the loop's settings, the data (tokenized, in order) and the caller's items.
+    private Dictionary<string, string> Identity(IReadOnlyList<TExample> examples, int total)
+    {
+        var o = _options;
+        string F(double v) => v.ToString("R", CultureInfo.InvariantCulture);
+        var identity = new Dictionary<string, string>
+        {
+            ["examples"] = examples.Count.ToString(CultureInfo.InvariantCulture),
+            ["data sha256"] = TrainingDataHash.Of(examples),
+            ["epochs"] = o.Epochs.ToString(CultureInfo.InvariantCulture),
+            ["total steps"] = total.ToString(CultureInfo.InvariantCulture),
+            ["batch size"] = o.BatchSize.ToString(CultureInfo.InvariantCulture),
+            ["gradient accumulation"] = o.GradientAccumulationSteps.ToString(CultureInfo.InvariantCulture),
+            ["learning rate"] = F(o.LearningRate),
+            ["warmup ratio"] = F(o.WarmupRatio),
+            ["weight decay"] = F(o.WeightDecay),
+            ["max grad norm"] = F(o.MaxGradNorm),
+            ["seed"] = o.Seed.ToString(CultureInfo.InvariantCulture),
+        };
+        foreach (var (k, v) in o.RunIdentity) identity[k] = v;
+        return identity;
+    }
 
     // Checkpoint layout: checkpoint-latest/ {weights.bin, optimizer.bin, state.json}. A save writes a complete folder
     // under a temporary name, flushes it to disk, and only then renames it into place (rename is atomic), moving the
@@ -173,7 +193,7 @@ internal sealed class TrainingLoop<TExample>
 
     private string LatestDir => Path.Combine(_options.CheckpointDirectory!, LatestName);
 
-    private void SaveCheckpoint(OptimizerHelper optimizer, int step, string fingerprint)
+    private void SaveCheckpoint(OptimizerHelper optimizer, int step, Dictionary<string, string> identity)
     {
         if (_options.CheckpointDirectory is null) return;
         var root = _options.CheckpointDirectory;
@@ -185,7 +205,7 @@ internal sealed class TrainingLoop<TExample>
         _model.SaveTrainableState(Path.Combine(tmp, "weights.bin"));
         using (var w = new BinaryWriter(File.Create(Path.Combine(tmp, "optimizer.bin"))))
             optimizer.save_state_dict(w);
-        File.WriteAllText(Path.Combine(tmp, "state.json"), JsonSerializer.Serialize(new CheckpointState(step, fingerprint)));
+        File.WriteAllText(Path.Combine(tmp, "state.json"), JsonSerializer.Serialize(new CheckpointState(step, identity)));
         foreach (var file in Directory.EnumerateFiles(tmp)) FlushToDisk(file);
         if (Directory.Exists(LatestDir))
         {
@@ -203,7 +223,21 @@ internal sealed class TrainingLoop<TExample>
         f.Flush(flushToDisk: true);
     }
 
-    private int TryResume(OptimizerHelper optimizer, string fingerprint)
+    private void DiscardCheckpoint()
+    {
+        var root = _options.CheckpointDirectory;
+        if (root is null || !Directory.Exists(root)) return;
+        bool any = false;
+        foreach (var name in new[] { LatestName, PreviousName })
+        {
+            var dir = Path.Combine(root, name);
+            if (Directory.Exists(dir)) { Directory.Delete(dir, true); any = true; }
+        }
+        foreach (var stale in Directory.EnumerateDirectories(root, WritingPrefix + "*")) Directory.Delete(stale, true);
+        if (any) _options.Log?.Invoke($"Discarded the checkpoint in '{root}': training restarts from step 0.");
+    }
+
+    private int TryResume(OptimizerHelper optimizer, Dictionary<string, string> identity)
     {
         if (_options.CheckpointDirectory is null) return 0;
         var dir = LatestDir;
@@ -213,19 +247,30 @@ internal sealed class TrainingLoop<TExample>
             if (!Directory.Exists(old)) return 0;
             dir = old; // killed between the two renames of a save
         }
-        var state = JsonSerializer.Deserialize<CheckpointState>(File.ReadAllText(Path.Combine(dir, "state.json")))
-                    ?? throw new InvalidDataException($"Checkpoint '{dir}' has an unreadable state.json.");
-        if (state.Fingerprint != fingerprint)
+        CheckpointState? state;
+        try { state = JsonSerializer.Deserialize<CheckpointState>(File.ReadAllText(Path.Combine(dir, "state.json"))); }
+        catch (JsonException) { state = null; }
+        if (state is null) throw new InvalidDataException($"Checkpoint '{dir}' has an unreadable state.json. {RestartAdvice}");
+        if (state.Identity is null)
             throw new InvalidOperationException(
-                $"The checkpoint in '{dir}' belongs to a different run ({state.Fingerprint}; this run: {fingerprint}). " +
-                "Use another checkpoint folder or delete it.");
+                $"The checkpoint in '{dir}' was written by an older version of Microsoft.ML.StepDpo that did not record the base model, " +
+                $"options and data it was made from, so it cannot be checked to belong to this run. {RestartAdvice}");
+        var differences = CheckpointIdentity.Differences(state.Identity, identity);
+        if (differences.Count > 0)
+            throw new InvalidOperationException(
+                $"The checkpoint in '{dir}' belongs to a different run: {string.Join("; ", differences)}. " +
+                $"Resume only with the same base model, data and options. {RestartAdvice}");
         _model.LoadTrainableState(Path.Combine(dir, "weights.bin"));
         using (var r = new BinaryReader(File.OpenRead(Path.Combine(dir, "optimizer.bin"))))
             optimizer.load_state_dict(r);
         return state.Step;
     }
 
-    private sealed record CheckpointState(int Step, string Fingerprint);
+    private const string RestartAdvice =
+        "To discard it and train from step 0, set RestartFromScratch (samples: train --restart); or use another checkpoint folder.";
+
+    // Identity is null in a state.json written before checkpoints recorded what they were made from (it had a Fingerprint).
+    private sealed record CheckpointState(int Step, Dictionary<string, string>? Identity);
 
     private static string Format(Dictionary<string, double> r) =>
         string.Join(" ", r.Select(kv => string.Create(CultureInfo.InvariantCulture, $"{kv.Key}={kv.Value:G5}")));

@@ -1,3 +1,5 @@
+using Microsoft.ML.StepDpo.Data;
+
 namespace Microsoft.ML.StepDpo.Training;
 
 /// <summary>Settings of <see cref="TrainingLoop{TExample}"/>. Defaults follow the Step-DPO paper's runs where they apply.</summary>
@@ -13,6 +15,15 @@ internal sealed class TrainingLoopOptions
     public int Seed { get; set; }
     /// <summary>Folder for checkpoints; null disables checkpointing (and resuming).</summary>
     public string? CheckpointDirectory { get; set; }
+    /// <summary>
+    /// What the run is made from beyond the loop's own settings and data (base model, method, loss options…), by name.
+    /// Recorded in every checkpoint; a resume with any other value is refused, naming the differences.
+    /// </summary>
+    public IReadOnlyList<KeyValuePair<string, string>> RunIdentity { get; set; } = Array.Empty<KeyValuePair<string, string>>();
+    /// <summary>Discard a checkpoint already in <see cref="CheckpointDirectory"/> and train from step 0.</summary>
+    public bool RestartFromScratch { get; set; }
+    /// <summary>The caller already holds <see cref="OutputLock"/> on <see cref="CheckpointDirectory"/> (a trainer's Fit does, for the whole run).</summary>
+    public bool CallerHoldsOutputLock { get; set; }
     /// <summary>Optimizer steps between checkpoints; 0 = only at the end, on cancellation and on a NaN stop.</summary>
     public int CheckpointInterval { get; set; }
     /// <summary>Optimizer steps between metric records.</summary>

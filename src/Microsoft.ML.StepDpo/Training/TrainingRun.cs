@@ -12,8 +12,9 @@ internal sealed class TrainingRun
     private int _rows, _used, _empty, _tooLong, _promptsTruncated, _responsesTruncated;
     private TrainingLoopResult _loop = new(0, 0, Array.Empty<Dictionary<string, double>>());
 
-    public TrainingRun(MLContext context, LanguageModelTrainerOptions options, int seed, Action<string> log)
+    public TrainingRun(MLContext context, LanguageModelTrainerOptions options, string method, int seed, Action<string> log)
     {
+        Method = method;
         Context = context;
         Options = options;
         Seed = seed;
@@ -21,6 +22,8 @@ internal sealed class TrainingRun
     }
 
     public MLContext Context { get; }
+    /// <summary>The trainer's method ("Step-DPO", "DPO", "SFT"), recorded in checkpoints.</summary>
+    public string Method { get; }
     public LanguageModelTrainerOptions Options { get; }
     /// <summary>The seed of data order and dropout: <see cref="LanguageModelTrainerOptions.Seed"/>, or one drawn from the MLContext.</summary>
     public int Seed { get; }
@@ -48,9 +51,24 @@ internal sealed class TrainingRun
     /// <summary>The optimizer loop over <paramref name="examples"/> with the options' schedule, checkpoints and metrics.</summary>
     public void Optimize<TExample>(ICausalLanguageModel model, ITrainingObjective<TExample> objective, IReadOnlyList<TExample> examples)
     {
-        var loop = new TrainingLoop<TExample>(model, objective, Options.ToLoopOptions(Seed, Log));
+        var loopOptions = Options.ToLoopOptions(Seed, Log);
+        if (loopOptions.CheckpointDirectory is not null)
+        {
+            loopOptions.CallerHoldsOutputLock = true; // Fit holds it for the whole run
+            loopOptions.RunIdentity = RunIdentity();
+        }
+        var loop = new TrainingLoop<TExample>(model, objective, loopOptions);
         loop.Run(examples);
         _loop = new TrainingLoopResult(loop.StepsDone, loop.ResumedFromStep, loop.History);
+    }
+
+    // What a checkpoint of this run records besides the loop's settings and data: the method, the base model and the options.
+    private List<KeyValuePair<string, string>> RunIdentity()
+    {
+        var items = new List<KeyValuePair<string, string>> { new("method", Method) };
+        items.Add(new("base model sha256", Options.BaseModel is { } inMemory ? ModelHash.OfWeights(inMemory) : ModelHash.OfFolder(Options.BaseModelPath!)));
+        items.AddRange(Options.MathSettings());
+        return items;
     }
 
     public TrainingReport ToReport() => new(_rows, _used, _empty, _tooLong, _promptsTruncated, _responsesTruncated,

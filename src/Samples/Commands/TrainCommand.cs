@@ -39,18 +39,22 @@ internal sealed class TrainCommand : ISampleCommand
             Description = "Optimizer steps between checkpoints in OUTPUT/checkpoints (0: only at the end and on Ctrl+C). Rerunning the same command resumes from there.",
             DefaultValueFactory = _ => 0,
         };
+        var restart = new Option<bool>("--restart")
+        {
+            Description = "Discard the checkpoint in OUTPUT/checkpoints and train from step 0. Without it, a checkpoint made from another base model, data or options is refused, naming what differs.",
+        };
         var cmd = new Command("train", "Train with Step-DPO, DPO or SFT; writes a Hugging Face folder (and the step scorer zip).")
         {
-            data, model, method, template, separator, lora, epochs, beta, lr, batch, maxLength, seed, promptField, responseField, output, checkpointInterval,
+            data, model, method, template, separator, lora, epochs, beta, lr, batch, maxLength, seed, promptField, responseField, output, checkpointInterval, restart,
         };
         cmd.SetAction(p => Run(new Args(p.GetValue(data)!, p.GetValue(model)!, p.GetValue(method)!, ResolveTemplate(p.GetValue(template)!, p.GetValue(separator)),
             p.GetValue(lora), p.GetValue(epochs), p.GetValue(beta), p.GetValue(lr), p.GetValue(batch), p.GetValue(maxLength), p.GetValue(seed),
-            p.GetValue(promptField)!, p.GetValue(responseField)!, p.GetValue(output)!, p.GetValue(checkpointInterval))));
+            p.GetValue(promptField)!, p.GetValue(responseField)!, p.GetValue(output)!, p.GetValue(checkpointInterval), p.GetValue(restart))));
         return cmd;
     }
 
     private sealed record Args(FileInfo Data, DirectoryInfo Model, string Method, PromptTemplate Template, bool Lora, int Epochs, double Beta,
-        double LearningRate, int BatchSize, int MaxLength, int Seed, string PromptField, string ResponseField, DirectoryInfo Output, int CheckpointInterval);
+        double LearningRate, int BatchSize, int MaxLength, int Seed, string PromptField, string ResponseField, DirectoryInfo Output, int CheckpointInterval, bool Restart);
 
     internal static PromptTemplate ResolveTemplate(string name, string? separator) =>
         PromptTemplate.BuiltIn.TryGetValue(name, out var t) ? t
@@ -62,6 +66,8 @@ internal sealed class TrainCommand : ISampleCommand
         if (!a.Data.Exists) { AnsiConsole.MarkupLineInterpolated($"[red]No such file: {a.Data.FullName}[/]"); return 2; }
         if (!a.Model.Exists) { AnsiConsole.MarkupLineInterpolated($"[red]No such model folder: {a.Model.FullName}[/]"); return 2; }
         a.Output.Create();
+        // One writer for the whole output folder, including the model files written after Fit.
+        using var writer = Microsoft.ML.StepDpo.Data.OutputLock.ForFolder(a.Output.FullName, "The output folder");
         var ml = new MLContext(a.Seed);
         return a.Method == "sft" ? RunSft(a) : RunPreference(ml, a);
     }
@@ -74,7 +80,7 @@ internal sealed class TrainCommand : ISampleCommand
         {
             BaseModelPath = a.Model.FullName, Template = a.Template, Beta = a.Beta, LearningRate = a.LearningRate, Epochs = a.Epochs,
             BatchSize = a.BatchSize, MaxLength = a.MaxLength, MaxPromptLength = Math.Max(1, a.MaxLength / 2), UseLora = a.Lora, Seed = a.Seed,
-            PromptColumnName = a.PromptField, CheckpointDirectory = Path.Combine(a.Output.FullName, "checkpoints"), CheckpointInterval = a.CheckpointInterval,
+            PromptColumnName = a.PromptField, CheckpointDirectory = Path.Combine(a.Output.FullName, "checkpoints"), CheckpointInterval = a.CheckpointInterval, RestartFromScratch = a.Restart,
             MetricsPath = Path.Combine(a.Output.FullName, "metrics.jsonl"),
         };
         ml.Log += (_, e) => { if (e.Message.Contains("rows used", StringComparison.Ordinal) || e.Message.Contains("Resumed from checkpoint", StringComparison.Ordinal)) AnsiConsole.WriteLine(e.Message); };
@@ -101,7 +107,7 @@ internal sealed class TrainCommand : ISampleCommand
         {
             BaseModelPath = a.Model.FullName, Template = a.Template, LearningRate = a.LearningRate, Epochs = a.Epochs, BatchSize = a.BatchSize,
             MaxLength = a.MaxLength, UseLora = a.Lora, Seed = a.Seed, PromptColumnName = a.PromptField, ResponseColumnName = a.ResponseField,
-            CheckpointDirectory = Path.Combine(a.Output.FullName, "checkpoints"), CheckpointInterval = a.CheckpointInterval, MetricsPath = Path.Combine(a.Output.FullName, "metrics.jsonl"),
+            CheckpointDirectory = Path.Combine(a.Output.FullName, "checkpoints"), CheckpointInterval = a.CheckpointInterval, RestartFromScratch = a.Restart, MetricsPath = Path.Combine(a.Output.FullName, "metrics.jsonl"),
         };
         ml.Log += (_, e) => { if (e.Message.Contains("rows used", StringComparison.Ordinal) || e.Message.Contains("Resumed from checkpoint", StringComparison.Ordinal)) AnsiConsole.WriteLine(e.Message); };
         var trainer = ml.StepDpo().Trainers.Sft(options);
