@@ -24,6 +24,11 @@ internal sealed class ApplyModelCommand : ISampleCommand
 
     private static int Run(FileInfo model, FileInfo input, string[] fields, FileInfo output)
     {
+        JsonlInput.RequireFile(model, "--model");
+        JsonlInput.RequireFile(input, "--input");
+        JsonlInput.RequireDistinct(input, output);
+        JsonlInput.RequireDistinct(model, output);
+        JsonlInput.CheckFields(input, fields.Select(f => ("--fields", (string?)f)).ToArray());
         var mlContext = new MLContext(seed: 0);
         // A loading process registers the assembly that holds the custom-mapping factories.
         mlContext.ComponentCatalog.RegisterAssembly(typeof(StepSegmenter).Assembly);
