@@ -43,7 +43,7 @@ internal sealed class ScoreCommand : ISampleCommand
         // Written to a temporary file next to the output, which replaces it only once every row is scored.
         long rows = AtomicFile.Write(output.FullName, stream => ConsoleProgress.Run("scoring", progress =>
         {
-            using var writer = new StreamWriter(stream, new System.Text.UTF8Encoding(false));
+            using var writer = new StreamWriter(stream, new System.Text.UTF8Encoding(false), bufferSize: -1, leaveOpen: true);
             long lineNo = 0, done = 0;
             foreach (var line in File.ReadLines(input.FullName))
             {

@@ -46,7 +46,7 @@ internal sealed class TokenizeCommand : ISampleCommand
         // Written to a temporary file next to the output, which replaces it only once every record is written.
         AtomicFile.Write(output.FullName, stream =>
         {
-            using var writer = new StreamWriter(stream, new System.Text.UTF8Encoding(false));
+            using var writer = new StreamWriter(stream, new System.Text.UTF8Encoding(false), bufferSize: -1, leaveOpen: true);
             foreach (var line in File.ReadLines(input.FullName))
             {
                 lineNumber++;
