@@ -46,7 +46,7 @@ public sealed class ScoreCommandSafetyTests
     }
 
     [TestMethod]
-    public void ScoreKeepsPassThroughJsonRefusesItsInputAsOutputAndNamesAMalformedLine()
+    public void ScoreAndApplyModelKeepPassThroughJsonRefuseTheirInputAsOutputAndNameAMalformedLine()
     {
         var dir = Directory.CreateTempSubdirectory("stepdpo-score-").FullName;
         try
@@ -62,6 +62,17 @@ public sealed class ScoreCommandSafetyTests
             var line = File.ReadAllLines(output).Single();
             SamplesSafetyTests.AssertFieldsKept(SamplesSafetyTests.TypedRow, line, "score");
             Assert.IsNotNull(JsonNode.Parse(line)!["step_rewards"]);
+
+            // apply-model copies input rows too: every field comes back as it was, then the model's columns.
+            var promptInput = Path.Combine(dir, "prompts.jsonl");
+            var promptRow = SamplesSafetyTests.TypedRow.Replace("\"problem\":", "\"prompt\":", StringComparison.Ordinal);
+            File.WriteAllText(promptInput, promptRow + "\n");
+            var applied = Path.Combine(dir, "applied", "out.jsonl");
+            var apply = SamplesRun.Of("apply-model", "--model", zip, "--input", promptInput, "--fields", "prompt", "solution", "--output", applied);
+            Assert.AreEqual(0, apply.ExitCode, apply.Stdout + apply.Stderr);
+            var appliedLine = File.ReadAllLines(applied).Single();
+            SamplesSafetyTests.AssertFieldsKept(promptRow, appliedLine, "apply-model");
+            Assert.IsNotNull(JsonNode.Parse(appliedLine)!["StepRewards"]);
 
             // A misspelled field: a usage error before the model is loaded.
             SamplesRun.Of("score", "--model", zip, "--input", input, "--prompt-field", "problme", "--solution-field", "solution", "--output", output)
