@@ -162,7 +162,7 @@ public sealed class JsonlDataView : IDataView
                     return true;
                 }
                 if (!_parent._skip)
-                    throw new InvalidDataException($"{_parent._path}:{_lineNumber}: {error}; fix or remove the line.");
+                    throw new InvalidDataException($"{_parent._path}:{_lineNumber}: {error.TrimEnd('.')}; fix or remove the line.");
                 _skipped++;
             }
             _done = true;

@@ -171,6 +171,10 @@ public sealed class SamplesSafetyTests
             StringAssert.StartsWith(verbose.Stderr, "error: " + input + ":2:");
             StringAssert.Contains(verbose.Stderr, "   at ", "--verbose prints the stack");
 
+            // locate reads through ML.NET's parallel cursor, which wraps the reader's exception twice: the line still says what is wrong.
+            SamplesRun.Of("locate", "--input", input, "--problem-field", "problem", "--solution-field", "solution", "--output", output)
+                .AssertOneLineError(1, input + ":2:", "invalid JSON");
+
             SamplesRun.Of("segment", "--input", dir, "--field", "solution", "--output", output).AssertOneLineError(2, "is a folder");
             SamplesRun.Of("segment", "--input", Path.Combine(dir, "none.jsonl"), "--field", "solution", "--output", output).AssertOneLineError(2, "none.jsonl", "no such file");
             SamplesRun.Of("segment", "--input", input, "--output", output).AssertOneLineError(2, "--field");
