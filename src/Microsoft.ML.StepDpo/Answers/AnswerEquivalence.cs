@@ -33,11 +33,28 @@ public static class AnswerEquivalence
     public static bool IsCorrect(string? solution, string? reference, TimeSpan? timeout = null)
         => AreEquivalent(AnswerExtractor.Extract(solution), NormalizeReference(reference), timeout);
 
-    /// <summary>The reference answer as the grader compares it: extracted from a \boxed{} if it has one, else normalized.</summary>
+    /// <summary>
+    /// The reference answer as the grader compares it: a GSM8K answer reduced first (see <see cref="ReduceReference"/>),
+    /// then extracted from a \boxed{} if it has one, else normalized.
+    /// </summary>
     public static string NormalizeReference(string? reference) => NormalizeReference(reference, plainUnits: false);
+
+    /// <summary>
+    /// The one rule every command and <c>Evaluate</c> apply to a reference answer before comparing: a GSM8K answer
+    /// (reasoning ending "#### 1,234") becomes the text after its last "####", trimmed, without thousands separators
+    /// ("1234"); any other text is returned as it is.
+    /// </summary>
+    /// <param name="reference">A reference answer or reference solution.</param>
+    public static string ReduceReference(string? reference)
+    {
+        if (reference is null) return string.Empty;
+        int i = reference.LastIndexOf("####", StringComparison.Ordinal);
+        return i < 0 ? reference : reference[(i + 4)..].Trim().Replace(",", "");
+    }
 
     internal static string NormalizeReference(string? reference, bool plainUnits)
     {
+        reference = ReduceReference(reference);
         if (string.IsNullOrEmpty(reference)) return string.Empty;
         return reference.Contains("boxed", StringComparison.Ordinal)
             ? AnswerExtractor.Extract(reference, plainUnits)

@@ -44,4 +44,20 @@ public static class DataCatalogExtensions
     /// </summary>
     public static long SaveAsJsonl(this DataOperationsCatalog catalog, IDataView data, string path, params string[] columns)
         => JsonlWriter.Write(data, path, columns.Length == 0 ? null : columns);
+
+    /// <summary>
+    /// Writes the rows of a JSONL file read with <see cref="JsonlReadOptions.RawJsonColumnName"/> back as JSONL with
+    /// columns added: each row is its original JSON object, every property's JSON kept as it was (numbers, booleans,
+    /// null, arrays and objects stay what they were), a property named like an added column replaced, then the
+    /// <paramref name="addedColumns"/> (text, Boolean and numeric columns, scalar or vector). Like
+    /// <see cref="SaveAsJsonl(DataOperationsCatalog, IDataView, string, string[])"/>, the file is replaced only once
+    /// complete and its folder is created when missing. Returns the row count.
+    /// </summary>
+    /// <param name="catalog">The data catalog.</param>
+    /// <param name="data">Rows with a raw JSON column, e.g. a transformed <see cref="JsonlDataView"/>.</param>
+    /// <param name="path">The output file.</param>
+    /// <param name="rawJsonColumnName">The column holding each row's original JSON object.</param>
+    /// <param name="addedColumns">The columns written after the original properties, in this order.</param>
+    public static long SaveAsJsonlPassThrough(this DataOperationsCatalog catalog, IDataView data, string path, string rawJsonColumnName, params string[] addedColumns)
+        => JsonlWriter.WritePassThrough(data, path, rawJsonColumnName, addedColumns);
 }

@@ -43,7 +43,8 @@ public static class TextCatalogExtensions
 
     /// <summary>
     /// Accuracy of final answers: each row's prediction (a solution, whose final answer is extracted, or an answer
-    /// when <paramref name="extractFromPrediction"/> is false) against its reference answer, with the 95%
+    /// when <paramref name="extractFromPrediction"/> is false) against its reference answer (reduced and normalized by
+    /// <see cref="Answers.AnswerEquivalence.NormalizeReference(string?)"/>: a GSM8K "… #### 72" counts as 72), with the 95%
     /// confidence interval and, when <paramref name="groupColumnName"/> is given, per-group metrics.
     /// </summary>
     public static AnswerMetrics Evaluate(this StepDpoCatalog catalog, IDataView data, string predictionColumnName = "Response",

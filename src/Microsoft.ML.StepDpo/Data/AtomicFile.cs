@@ -5,9 +5,13 @@ namespace Microsoft.ML.StepDpo.Data;
 /// the content goes to a temporary file in the same folder (so the final rename stays on one file system), which
 /// replaces the target only once complete. The target's folder is created when missing.
 /// </summary>
-internal static class AtomicFile
+public static class AtomicFile
 {
     /// <summary>Writes <paramref name="path"/> through <paramref name="write"/>; on any exception the old file is untouched.</summary>
+    /// <typeparam name="T">What <paramref name="write"/> returns (e.g. a row count).</typeparam>
+    /// <param name="path">The file to create or replace.</param>
+    /// <param name="write">Writes the whole content to the stream it is given (a temporary file).</param>
+    /// <returns>What <paramref name="write"/> returned.</returns>
     public static T Write<T>(string path, Func<Stream, T> write)
     {
         string full = Path.GetFullPath(path);

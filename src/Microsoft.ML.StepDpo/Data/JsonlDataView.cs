@@ -13,6 +13,7 @@ public sealed class JsonlDataView : IDataView
     private readonly JsonlField[] _fields;
     private readonly (string Name, Func<string[], string> Compute)[] _derived;
     private readonly bool _skip;
+    private readonly string? _rawColumn;
     private long _skipped = -1;
 
     internal JsonlDataView(string path, IReadOnlyList<JsonlField> fields, JsonlReadOptions? options,
@@ -25,11 +26,14 @@ public sealed class JsonlDataView : IDataView
         _fields = fields.ToArray();
         _derived = derived?.ToArray() ?? Array.Empty<(string, Func<string[], string>)>();
         _skip = options?.SkipMalformedLines ?? false;
+        _rawColumn = options?.RawJsonColumnName;
         var builder = new DataViewSchema.Builder();
         foreach (var f in _fields)
             builder.AddColumn(f.ColumnName, TextDataViewType.Instance);
         foreach (var d in _derived)
             builder.AddColumn(d.Name, TextDataViewType.Instance);
+        if (_rawColumn is not null)
+            builder.AddColumn(_rawColumn, TextDataViewType.Instance);
         Schema = builder.ToSchema();
     }
 
@@ -97,6 +101,8 @@ public sealed class JsonlDataView : IDataView
         }
         for (int i = 0; i < _derived.Length; i++)
             values[_fields.Length + i] = _derived[i].Compute(values);
+        if (_rawColumn is not null)
+            values[_fields.Length + _derived.Length] = line;
         return null;
     }
 
@@ -156,7 +162,7 @@ public sealed class JsonlDataView : IDataView
                     return true;
                 }
                 if (!_parent._skip)
-                    throw new InvalidDataException($"{_parent._path}:{_lineNumber}: {error}");
+                    throw new InvalidDataException($"{_parent._path}:{_lineNumber}: {error.TrimEnd('.')}; fix or remove the line.");
                 _skipped++;
             }
             _done = true;

@@ -9,4 +9,11 @@ public sealed class JsonlReadOptions
     /// throws an <see cref="InvalidDataException"/> naming the file and line.
     /// </summary>
     public bool SkipMalformedLines { get; set; }
+
+    /// <summary>
+    /// When set, one more text column of this name holds each row's line as it is in the file (its JSON object,
+    /// byte-for-byte): <see cref="DataCatalogExtensions.SaveAsJsonlPassThrough"/> writes it back with every field's
+    /// JSON type kept. Default null: no such column.
+    /// </summary>
+    public string? RawJsonColumnName { get; set; }
 }

@@ -52,6 +52,49 @@ internal static class JsonlWriter
     public static long Write(IDataView data, string path, IEnumerable<string>? columns = null)
         => AtomicFile.Write(path, stream => Write(data, stream, columns));
 
+    /// <summary>
+    /// Writes each row as the JSON object held in <paramref name="rawJsonColumn"/> (its properties' JSON copied as
+    /// they are, numbers, booleans, null, arrays and objects included), less any property named like an added
+    /// column, followed by the <paramref name="addedColumns"/>. Replaces <paramref name="path"/> only once complete.
+    /// </summary>
+    public static long WritePassThrough(IDataView data, string path, string rawJsonColumn, IReadOnlyList<string> addedColumns)
+    {
+        var schema = data.Schema;
+        var raw = SchemaChecks.TextColumn(schema, rawJsonColumn);
+        var added = addedColumns.Select(n => SchemaChecks.Column(schema, n, nameof(addedColumns))).ToArray();
+        var names = new HashSet<string>(addedColumns, StringComparer.Ordinal);
+        return AtomicFile.Write(path, stream =>
+        {
+            using var cursor = data.GetRowCursor(added.Append(raw));
+            var rawGetter = cursor.GetGetter<ReadOnlyMemory<char>>(raw);
+            var writers = added.Select(c => MakeWriter(cursor, c)).ToArray();
+            using var json = new Utf8JsonWriter(stream, s_options);
+            ReadOnlyMemory<char> line = default;
+            long rows = 0;
+            while (cursor.MoveNext())
+            {
+                rawGetter(ref line);
+                using var doc = JsonDocument.Parse(line);
+                if (doc.RootElement.ValueKind != JsonValueKind.Object)
+                    throw new InvalidDataException($"Column '{rawJsonColumn}' of row {rows + 1} is not a JSON object.");
+                json.WriteStartObject();
+                foreach (var property in doc.RootElement.EnumerateObject())
+                    if (!names.Contains(property.Name)) property.WriteTo(json);
+                for (int i = 0; i < added.Length; i++)
+                {
+                    json.WritePropertyName(added[i].Name);
+                    writers[i](json);
+                }
+                json.WriteEndObject();
+                json.Flush();
+                stream.WriteByte((byte)'\n');
+                json.Reset();
+                rows++;
+            }
+            return rows;
+        });
+    }
+
     private static Action<Utf8JsonWriter> MakeWriter(DataViewRowCursor cursor, DataViewSchema.Column column)
     {
         var type = column.Type;

@@ -37,6 +37,13 @@ internal sealed class ResumableOutput : IDisposable
         _lockFile = OutputLock.ForFile(outputPath, "The step-preference output");
         try
         {
+            // Without a progress file, an existing non-empty output was not written by this protocol: never empty it.
+            if (!File.Exists(ProgressPath))
+                foreach (var path in new[] { outputPath, answerPairsPath })
+                    if (path is not null && File.Exists(path) && new FileInfo(path).Length > 0)
+                        throw new InvalidOperationException(
+                            $"'{Path.GetFullPath(path)}' already exists and has no progress file ('{Path.GetFileName(ProgressPath)}') next to it, so it was not written by an interrupted run of this builder; " +
+                            "delete it or choose another output path.");
             _progress = new FileStream(ProgressPath, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.Read);
             var entries = ReadEntries(_progress, out long goodLength);
             _progress.SetLength(goodLength);

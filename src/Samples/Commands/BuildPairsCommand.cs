@@ -2,6 +2,7 @@ using System.CommandLine;
 using Microsoft.ML;
 using Microsoft.ML.Data;
 using Microsoft.ML.StepDpo;
+using Microsoft.ML.StepDpo.Answers;
 using Microsoft.ML.StepDpo.Pipeline;
 using Spectre.Console;
 using Microsoft.ML.StepDpo.Sampling;
@@ -43,14 +44,17 @@ internal sealed class BuildPairsCommand : ISampleCommand
         int concurrency, FileInfo? answerPairs, string dataset, long seed, Backend backend, FileInfo output, CancellationToken ct)
     {
         if (backend.Model is null && (backend.Endpoint is null || backend.EndpointModel is null))
-        {
-            AnsiConsole.MarkupLine("[red]Give --model DIR, or --endpoint URL and --endpoint-model NAME.[/]");
-            return 2;
-        }
+            throw new UsageException("Give --model DIR, or --endpoint URL and --endpoint-model NAME.");
+        JsonlInput.RequireFile(input, "--input");
+        JsonlInput.RequireDistinct(input, output);
+        JsonlInput.RequireDistinct(input, answerPairs, "--answer-pairs");
+        if (answerPairs is not null && string.Equals(answerPairs.FullName, output.FullName, StringComparison.Ordinal))
+            throw new UsageException($"{output.FullName}: --answer-pairs is the --output file; choose another path.");
+        JsonlInput.CheckFields(input, ("--problem-field", problemField), ("--answer-field", answerField));
         var ml = new MLContext(seed: 0);
         var raw = ml.Data.LoadFromJsonl(input.FullName, problemField, answerField);
         var problems = raw.GetColumn<string>(problemField).Zip(raw.GetColumn<string>(answerField))
-            .Select(x => new ProblemRow { Problem = x.First, Answer = LocateCommand.ReferenceAnswer(x.Second) }).ToList();
+            .Select(x => new ProblemRow { Problem = x.First, Answer = AnswerEquivalence.ReduceReference(x.Second) }).ToList();
 
         using var resources = new Resources();
         var options = new StepPreferenceOptions

@@ -2,6 +2,7 @@ using System.CommandLine;
 using Microsoft.ML;
 using Microsoft.ML.StepDpo;
 using Microsoft.ML.StepDpo.Answers;
+using Microsoft.ML.StepDpo.Data;
 
 namespace StepDpo.Samples;
 
@@ -22,11 +23,12 @@ internal sealed class EvalCommand : ISampleCommand
 
     private static int Run(FileInfo input, string responseField, string referenceField, string? groupField, FileInfo? output)
     {
+        JsonlInput.RequireFile(input, "--input");
+        JsonlInput.RequireDistinct(input, output);
+        JsonlInput.CheckFields(input, ("--response-field", responseField), ("--reference-field", referenceField), ("--group-field", groupField));
         var ml = new MLContext(seed: 0);
-        var fields = JsonlFieldNames.Read(input.FullName);
-        foreach (var f in new[] { responseField, referenceField, groupField })
-            if (f is not null && !fields.Contains(f)) fields.Add(f);
-        var data = ml.Data.LoadFromJsonl(input.FullName, fields.ToArray());
+        var fields = new[] { responseField, referenceField, groupField }.OfType<string>().Distinct().Select(f => new JsonlField(f)).ToArray();
+        var data = ml.Data.LoadFromJsonl(input.FullName, fields, new JsonlReadOptions { RawJsonColumnName = RawJson });
         var metrics = ml.StepDpo().Evaluate(data, responseField, referenceField, groupField);
         Console.WriteLine(metrics.ToString());
         Console.WriteLine($"95% CI: [{metrics.ConfidenceLower:F4}, {metrics.ConfidenceUpper:F4}]");
@@ -37,11 +39,14 @@ internal sealed class EvalCommand : ISampleCommand
             var scored = ml.Transforms.ExtractAnswer("extracted", responseField).Fit(data).Transform(data);
             var withRef = ml.Transforms.CopyColumns("__ref", referenceField).Fit(scored).Transform(scored);
             var withVerdict = ml.Transforms.CustomMapping<Verdict.In, Verdict.Out>(Verdict.Map, contractName: null).Fit(withRef).Transform(withRef);
-            long rows = ml.Data.SaveAsJsonl(withVerdict, output.FullName, fields.Where(f => f is not ("extracted" or "correct")).Append("extracted").Append("correct").ToArray());
+            long rows = ml.Data.SaveAsJsonlPassThrough(withVerdict, output.FullName, RawJson, "extracted", "correct");
             Console.WriteLine($"wrote {rows} rows to {output.FullName}");
         }
         return 0;
     }
+
+    /// <summary>The column holding each input row's JSON, written back with its fields' types kept.</summary>
+    internal const string RawJson = "__row_json";
 
     private static class Verdict
     {

@@ -42,10 +42,7 @@ internal sealed class GradeCommand : ISampleCommand
     private static int Run(FileInfo modelFile, double? threshold, int seed)
     {
         if (!modelFile.Exists)
-        {
-            AnsiConsole.MarkupLineInterpolated($"[red]No model at {modelFile.FullName}.[/] Run the demo first (it writes artifacts/step-dpo.zip), or pass --model.");
-            return 2;
-        }
+            throw new UsageException($"{modelFile.FullName}: no model there (--model); run the demo first (it writes artifacts/step-dpo.zip), or pass --model.");
         var ml = new MLContext(0);
         ml.ComponentCatalog.RegisterAssembly(typeof(StepScoringTransformer).Assembly);
         var transformer = ml.Model.Load(modelFile.FullName, out _);

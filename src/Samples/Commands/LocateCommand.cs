@@ -4,6 +4,8 @@ using Microsoft.Extensions.AI;
 using Microsoft.ML;
 using Microsoft.ML.Data;
 using Microsoft.ML.StepDpo;
+using Microsoft.ML.StepDpo.Answers;
+using Microsoft.ML.StepDpo.Data;
 using Microsoft.ML.StepDpo.Pipeline;
 using Microsoft.ML.StepDpo.Text;
 using Microsoft.ML.StepDpo.Verification;
@@ -45,17 +47,16 @@ internal sealed class LocateCommand : ISampleCommand
     private static int Run(FileInfo input, string problemField, string solutionField, string? answerField, string? referenceField,
         string segment, string verifierList, int rollouts, Backend backend, FileInfo output)
     {
+        JsonlInput.RequireFile(input, "--input");
+        JsonlInput.RequireDistinct(input, output);
         var names = verifierList.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(v => v.ToLowerInvariant()).ToList();
         if (names.Count == 0 || names.Any(n => n is not ("arithmetic" or "rollout" or "judge")))
-        {
-            AnsiConsole.MarkupLine("[red]--verifiers takes arithmetic, rollout and judge.[/]");
-            return 2;
-        }
+            throw new UsageException($"--verifiers '{verifierList}': give a comma-separated list of arithmetic, rollout and judge.");
         if (names.Contains("rollout") && answerField is null)
-        {
-            AnsiConsole.MarkupLine("[red]The rollout verifier needs --answer-field.[/]");
-            return 2;
-        }
+            throw new UsageException("The rollout verifier needs --answer-field (the reference answers); add it or drop rollout from --verifiers.");
+
+        JsonlInput.CheckFields(input, ("--problem-field", problemField), ("--solution-field", solutionField),
+            ("--answer-field", answerField), ("--reference-solution-field", referenceField));
 
         using var resources = new Resources();
         var list = new List<IStepVerifier>();
@@ -70,10 +71,8 @@ internal sealed class LocateCommand : ISampleCommand
         }
 
         var ml = new MLContext(seed: 0);
-        var fields = JsonlFieldNames.Read(input.FullName);
-        foreach (var f in new[] { problemField, solutionField, answerField, referenceField }.OfType<string>())
-            if (!fields.Contains(f)) fields.Add(f);
-        var data = ml.Data.LoadFromJsonl(input.FullName, fields.ToArray());
+        var fieldNames = new[] { problemField, solutionField, answerField, referenceField }.OfType<string>().Distinct().ToArray();
+        var data = ml.Data.LoadFromJsonl(input.FullName, fieldNames.Select(f => new JsonlField(f)).ToArray(), new JsonlReadOptions { RawJsonColumnName = EvalCommand.RawJson });
         long total = File.ReadLines(input.FullName).LongCount(l => !string.IsNullOrWhiteSpace(l));
 
         long done = 0;
@@ -87,7 +86,7 @@ internal sealed class LocateCommand : ISampleCommand
         if (answerField is not null)
         {
             pipeline = pipeline.Append(ml.Transforms.CopyColumns("Raw", answerField))
-                .Append(ml.Transforms.CustomMapping<AnswerIn, AnswerOut>((i, o) => o.Reference = ReferenceAnswer(i.Raw), contractName: null));
+                .Append(ml.Transforms.CustomMapping<AnswerIn, AnswerOut>((i, o) => o.Reference = AnswerEquivalence.ReduceReference(i.Raw), contractName: null));
         }
         pipeline = pipeline
             .Append(ml.Transforms.LocateFirstError(new FirstErrorLocatorEstimator.Options
@@ -106,8 +105,7 @@ internal sealed class LocateCommand : ISampleCommand
 
         long rows = ConsoleProgress.Run("locating first errors", line =>
         {
-            var writer = Task.Run(() => ml.Data.SaveAsJsonl(transformed, output.FullName,
-                fields.Where(f => f is not ("first_error_step" or "verdicts" or "evidence")).Concat(new[] { "first_error_step", "verdicts", "evidence" }).ToArray()));
+            var writer = Task.Run(() => ml.Data.SaveAsJsonlPassThrough(transformed, output.FullName, EvalCommand.RawJson, "first_error_step", "verdicts", "evidence"));
             while (!writer.Wait(200)) line.Report(Interlocked.Read(ref done), total);
             return writer.Result;
         });
@@ -116,13 +114,6 @@ internal sealed class LocateCommand : ISampleCommand
         int located = firsts.Count(f => f != "-1");
         AnsiConsole.MarkupLine($"{rows} rows, first error found in {located} → [green]{Markup.Escape(output.FullName)}[/]");
         return 0;
-    }
-
-    /// <summary>A GSM8K answer ("… #### 1,234") reduced to its final number ("1234"); any other text as it is.</summary>
-    internal static string ReferenceAnswer(string raw)
-    {
-        int i = raw.LastIndexOf("####", StringComparison.Ordinal);
-        return i < 0 ? raw : raw[(i + 4)..].Trim().Replace(",", "");
     }
 }
 

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Text.Json.Nodes;
 using Microsoft.ML;
+using Microsoft.ML.StepDpo.Data;
 using Microsoft.ML.StepDpo.Scoring;
 using Spectre.Console;
 
@@ -29,32 +30,50 @@ internal sealed class ScoreCommand : ISampleCommand
 
     private static int Run(FileInfo model, FileInfo input, string promptField, string solutionField, FileInfo output)
     {
-        if (!model.Exists) { AnsiConsole.MarkupLineInterpolated($"[red]No such model: {model.FullName}[/]"); return 2; }
-        if (!input.Exists) { AnsiConsole.MarkupLineInterpolated($"[red]No such file: {input.FullName}[/]"); return 2; }
+        JsonlInput.RequireFile(model, "--model");
+        JsonlInput.RequireFile(input, "--input");
+        JsonlInput.RequireDistinct(input, output);
+        JsonlInput.RequireDistinct(model, output);
+        JsonlInput.CheckFields(input, ("--prompt-field", promptField), ("--solution-field", solutionField));
         var ml = new MLContext(0);
         ml.ComponentCatalog.RegisterAssembly(typeof(StepScoringTransformer).Assembly);
         var transformer = ml.Model.Load(model.FullName, out _);
         var engine = ml.Model.CreatePredictionEngine<Row, Scored>(transformer);
-        var lines = File.ReadLines(input.FullName).Where(l => !string.IsNullOrWhiteSpace(l)).ToList();
-        output.Directory?.Create();
-        using var writer = new StreamWriter(output.FullName);
-        ConsoleProgress.Run("scoring", progress =>
+        long total = File.ReadLines(input.FullName).LongCount(l => !string.IsNullOrWhiteSpace(l));
+        // Written to a temporary file next to the output, which replaces it only once every row is scored.
+        long rows = AtomicFile.Write(output.FullName, stream => ConsoleProgress.Run("scoring", progress =>
         {
-            int lineNo = 0;
-            foreach (var line in lines)
+            using var writer = new StreamWriter(stream, new System.Text.UTF8Encoding(false), bufferSize: -1, leaveOpen: true);
+            long lineNo = 0, done = 0;
+            foreach (var line in File.ReadLines(input.FullName))
             {
                 lineNo++;
-                var obj = JsonNode.Parse(line) as JsonObject ?? throw new InvalidDataException($"{input.FullName}:{lineNo}: not a JSON object.");
-                var row = new Row { prompt = obj[promptField]?.ToString() ?? "", solution = obj[solutionField]?.ToString() ?? "" };
+                if (string.IsNullOrWhiteSpace(line)) continue;
+                JsonNode? node;
+                try
+                {
+                    node = JsonNode.Parse(line);
+                }
+                catch (System.Text.Json.JsonException e)
+                {
+                    throw new InvalidDataException($"{input.FullName}:{lineNo}: invalid JSON ({e.Message}); fix or remove the line.");
+                }
+                var obj = node as JsonObject ?? throw new InvalidDataException($"{input.FullName}:{lineNo}: not a JSON object; fix or remove the line.");
+                var row = new Row { prompt = Text(obj[promptField]), solution = Text(obj[solutionField]) };
                 var s = engine.Predict(row);
+                obj.Remove("step_rewards");
+                obj.Remove("first_error_step");
                 obj["step_rewards"] = new JsonArray(s.StepRewards.Select(r => (JsonNode)r).ToArray());
                 obj["first_error_step"] = s.FirstErrorStep;
                 writer.WriteLine(obj.ToJsonString(s_json));
-                progress.Report(lineNo, lines.Count);
+                progress.Report(++done, total);
             }
-            return lineNo;
-        });
-        AnsiConsole.MarkupLineInterpolated($"Scored {lines.Count} rows into [green]{output.FullName}[/].");
+            return done;
+        }));
+        AnsiConsole.MarkupLineInterpolated($"Scored {rows} rows into [green]{output.FullName}[/].");
         return 0;
     }
+
+    // A string field as its text, any other JSON value as its JSON, a missing field or null as "".
+    private static string Text(JsonNode? node) => node is JsonValue v && v.TryGetValue(out string? text) ? text : node?.ToJsonString() ?? "";
 }

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using Microsoft.ML;
 using Microsoft.ML.StepDpo;
+using Microsoft.ML.StepDpo.Data;
 using Microsoft.ML.StepDpo.Text;
 
 namespace StepDpo.Samples;
@@ -22,10 +23,11 @@ internal sealed class SegmentCommand : ISampleCommand
 
     private static int Run(FileInfo input, string field, string mode, FileInfo output)
     {
+        JsonlInput.RequireFile(input, "--input");
+        JsonlInput.RequireDistinct(input, output);
+        JsonlInput.CheckFields(input, ("--field", field));
         var ml = new MLContext(seed: 0);
-        var fields = JsonlFieldNames.Read(input.FullName);
-        if (!fields.Contains(field)) fields.Add(field);
-        var data = ml.Data.LoadFromJsonl(input.FullName, fields.ToArray());
+        var data = ml.Data.LoadFromJsonl(input.FullName, new[] { new JsonlField(field) }, new JsonlReadOptions { RawJsonColumnName = EvalCommand.RawJson });
         var segMode = mode switch
         {
             "markers" => SegmentationMode.StepMarkers,
@@ -34,31 +36,8 @@ internal sealed class SegmentCommand : ISampleCommand
             _ => SegmentationMode.Auto,
         };
         var model = ml.Transforms.SegmentSteps("steps", field, segMode).Fit(data);
-        long rows = ml.Data.SaveAsJsonl(model.Transform(data), output.FullName, fields.Where(f => f != "steps").Append("steps").ToArray());
+        long rows = ml.Data.SaveAsJsonlPassThrough(model.Transform(data), output.FullName, EvalCommand.RawJson, "steps");
         Console.WriteLine($"segmented {rows} rows into {output.FullName}");
         return 0;
-    }
-}
-
-/// <summary>The top-level field names of a JSONL file, in first-seen order (one streaming pass).</summary>
-internal static class JsonlFieldNames
-{
-    public static List<string> Read(string path)
-    {
-        var names = new List<string>();
-        var seen = new HashSet<string>(StringComparer.Ordinal);
-        foreach (var line in File.ReadLines(path))
-        {
-            if (string.IsNullOrWhiteSpace(line)) continue;
-            try
-            {
-                using var doc = System.Text.Json.JsonDocument.Parse(line);
-                if (doc.RootElement.ValueKind != System.Text.Json.JsonValueKind.Object) continue;
-                foreach (var p in doc.RootElement.EnumerateObject())
-                    if (seen.Add(p.Name)) names.Add(p.Name);
-            }
-            catch (System.Text.Json.JsonException) { } // the reader reports malformed lines with file:line
-        }
-        return names;
     }
 }

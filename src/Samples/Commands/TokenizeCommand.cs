@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Text.Encodings.Web;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Microsoft.ML.StepDpo.Data;
 using Microsoft.ML.StepDpo.Modeling.Tokenization;
 
 namespace StepDpo.Samples;
@@ -29,6 +30,11 @@ internal sealed class TokenizeCommand : ISampleCommand
 
     private static int Run(string tokenizerPath, FileInfo input, string field, FileInfo output)
     {
+        JsonlInput.RequireFile(input, "--input");
+        JsonlInput.RequireDistinct(input, output);
+        if (!Directory.Exists(tokenizerPath) && !File.Exists(tokenizerPath))
+            throw new UsageException($"{Path.GetFullPath(tokenizerPath)}: no such file or folder (--tokenizer); give a tokenizer.json or a model folder holding one.");
+        JsonlInput.CheckFields(input, ("--field", field));
         var sw = Stopwatch.StartNew();
         var tokenizer = Directory.Exists(tokenizerPath)
             ? ByteLevelBpeTokenizer.FromDirectory(tokenizerPath)
@@ -37,13 +43,24 @@ internal sealed class TokenizeCommand : ISampleCommand
         sw.Restart();
         int records = 0, lineNumber = 0;
         long tokens = 0;
-        using (var writer = new StreamWriter(output.FullName))
+        // Written to a temporary file next to the output, which replaces it only once every record is written.
+        AtomicFile.Write(output.FullName, stream =>
         {
+            using var writer = new StreamWriter(stream, new System.Text.UTF8Encoding(false), bufferSize: -1, leaveOpen: true);
             foreach (var line in File.ReadLines(input.FullName))
             {
                 lineNumber++;
                 if (string.IsNullOrWhiteSpace(line)) continue;
-                if (JsonNode.Parse(line) is not JsonObject record)
+                JsonNode? node;
+                try
+                {
+                    node = JsonNode.Parse(line);
+                }
+                catch (JsonException e)
+                {
+                    throw new InvalidDataException($"{input.FullName}:{lineNumber}: invalid JSON ({e.Message}); fix or remove the line.");
+                }
+                if (node is not JsonObject record)
                     throw new InvalidDataException($"{input.FullName}:{lineNumber}: expected a JSON object.");
                 if (record[field] is not JsonValue value || !value.TryGetValue(out string? text))
                     throw new InvalidDataException($"{input.FullName}:{lineNumber}: no string field '{field}'.");
@@ -54,7 +71,8 @@ internal sealed class TokenizeCommand : ISampleCommand
                 records++;
                 tokens += ids.Length;
             }
-        }
+            return records;
+        });
         double seconds = sw.Elapsed.TotalSeconds;
         Console.WriteLine($"Loaded the tokenizer in {loadSeconds:F2} s; wrote {records} records, {tokens} tokens to {output.FullName} " +
             $"in {seconds:F2} s ({records / seconds:F0} records/s, {tokens / seconds:F0} tokens/s, JSON reading and writing included).");

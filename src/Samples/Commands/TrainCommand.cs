@@ -63,8 +63,10 @@ internal sealed class TrainCommand : ISampleCommand
 
     private static int Run(Args a)
     {
-        if (!a.Data.Exists) { AnsiConsole.MarkupLineInterpolated($"[red]No such file: {a.Data.FullName}[/]"); return 2; }
-        if (!a.Model.Exists) { AnsiConsole.MarkupLineInterpolated($"[red]No such model folder: {a.Model.FullName}[/]"); return 2; }
+        JsonlInput.RequireFile(a.Data, "--data");
+        if (!a.Model.Exists) throw new UsageException($"{a.Model.FullName}: no such model folder (--model); give a Hugging Face model folder.");
+        if (a.Method == "sft") JsonlInput.CheckFields(a.Data, ("--prompt-field", a.PromptField), ("--response-field", a.ResponseField));
+        else if (a.Method == "dpo") JsonlInput.CheckFields(a.Data, ("--prompt-field", a.PromptField));
         a.Output.Create();
         // One writer for the whole output folder, including the model files written after Fit.
         using var writer = Microsoft.ML.StepDpo.Data.OutputLock.ForFolder(a.Output.FullName, "The output folder");
