@@ -53,6 +53,22 @@ public sealed class ArithmeticStepVerifierTests
     [DataRow("5/20 = 0.25 = 20%")]
     [DataRow("30 * 4 = 120 / 60 = 3 hours")]
     [DataRow("So she has 48 - (12 + 6) = 36 left.")]
+    [DataRow("5 pizzas x 12 slices per pizza = 70 slices")]
+    [DataRow("45 hours/week x 4 weeks = 179 hours")]
+    [DataRow("$10 total / 5 packs of bacon = $12")]
+    [DataRow("10 plus 9 plus 1 equals 21")]
+    [DataRow("140cm full length – 20cm lace trim = 125cm")]
+    [DataRow("That's 12 — 5 = 8 left")]
+    [DataRow("- Cookies: 3 × 12 = 38")]
+    [DataRow("**Step 2:** 12 + 15 = 28")]
+    [DataRow("10 / 3 = about 3.40 liters each")]
+    [DataRow("1000 / 3 = roughly 500")]
+    [DataRow("97/6 ≈ 16.9")]
+    [DataRow("5 apples minus 2 apples is 4 apples.")]
+    [DataRow("12 divided by 4 equals 4")]
+    [DataRow("6 multiplied by 7 is equal to 43")]
+    [DataRow("40% of the 260 students = 105 students")]
+    [DataRow("He earns $15 an hour x 40 hours a week = $650 a week")]
     public void PlantedWrongResultIsFlagged(string step)
     {
         var check = s_verifier.CheckStep(step);
