@@ -69,6 +69,8 @@ public sealed class ArithmeticStepVerifierTests
     [DataRow("6 multiplied by 7 is equal to 43")]
     [DataRow("40% of the 260 students = 105 students")]
     [DataRow("He earns $15 an hour x 40 hours a week = $650 a week")]
+    [DataRow("4 × 5 gives 21 cookies.")]
+    [DataRow("That is 6 x 7, which is 48.")]
     public void PlantedWrongResultIsFlagged(string step)
     {
         var check = s_verifier.CheckStep(step);

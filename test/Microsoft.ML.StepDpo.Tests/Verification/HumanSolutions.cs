@@ -202,6 +202,11 @@ internal static class HumanSolutions
         "$3 x 4 is $12, and 12 + 1 = 13",
         "2x(3 + 4) = 14x",
         "She reads 20 pages per day for 7 days = 140 pages.",
+        "4 × 5 gives 20 cookies.",
+        "That is 6 x 7, which is 42.",
+        "5 + 3 makes 8 altogether.",
+        "2 + 2 gives 4 more than 0",
+        "12 x 3, that is 3 dozen",
     ];
 
     /// <summary>Every correct step above, with and without GSM8K's calculator annotations.</summary>

@@ -85,7 +85,7 @@ internal static class HumanStyleSolutions
         long r;
         string text;
         bool th = rng.Next(2) == 0;
-        switch (rng.Next(38))
+        switch (rng.Next(43))
         {
             case 0:
                 r = (long)a * b;
@@ -267,6 +267,23 @@ internal static class HumanStyleSolutions
                 text = $"3/4 of {whole} = {{R}} marbles";
                 break;
             }
+            case 38:
+                r = (long)a * b;
+                text = $"{a} × {b} gives {{R}} {item.Sub}.";
+                break;
+            case 39:
+                r = (long)a * b;
+                text = $"That is {a} x {b}, which is {{R}}.";
+                break;
+            case 40:
+                r = (long)a + b;
+                text = $"{a} + {b} makes {{R}} altogether.";
+                break;
+            case 41:
+                // A style the verifier does not read (no operator sign, no "="): counted, not hidden.
+                r = (long)a * b;
+                text = $"Multiply {a} by {b} to get {{R}}.";
+                break;
             default:
                 r = (long)a * b + c;
                 text = $"{a} x {b} + {c} = {{R}}";

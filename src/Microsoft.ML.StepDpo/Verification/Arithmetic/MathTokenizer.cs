@@ -178,7 +178,8 @@ internal static class MathTokenizer
     /// <summary>
     /// Operators written as words or letters between two quantities, units allowed on the left: "5 pizzas x 12 slices",
     /// "10 plus 9", "12 minus 3", "4 times 5", "12 divided by 3", "6 multiplied by 2", "= " as "equals", "is equal to",
-    /// and "is" when it states a result ("3 × 4 is 12 cookies.", not "8 + 2 is 2 more than 8").
+    /// and "is", "gives", "makes", "yields", ", which is" when they state a result ("3 × 4 is 12 cookies.", not
+    /// "8 + 2 is 2 more than 8").
     /// </summary>
     private static void ResolveWordOperators(List<MathToken> t)
     {
@@ -198,17 +199,27 @@ internal static class MathTokenizer
                 "equals" => ("=", 1),
                 "equal" when next1 == "to" => ("=", 2),
                 "is" when next1 == "equal" && next2 == "to" => ("=", 3),
-                "is" => ("=", 1),
+                "is" or "gives" or "makes" or "yields" => ("=", 1),
+                "which" or "that" when next1 == "is" => ("=", 2),
                 _ => ((string?)null, 0),
             };
             int after = i + width;
             if (op is null || after >= t.Count || t[after].Kind is not (MathTokenKind.Number or MathTokenKind.LeftParen))
                 continue;
-            int left = ValueBefore(t, i);
+            // "12 × 5, which is 60": the comma goes with the words.
+            int from = w is "which" or "that" && t[i - 1] is { Kind: MathTokenKind.Punct, Text: "," } ? i - 1 : i;
+            int left = ValueBefore(t, from);
             if (left < 0)
                 continue;
-            if (w == "is" && width == 1 && !StatesResult(t, left, after))
+            bool plainResult = w is "is" or "gives" or "makes" or "yields" or "which" or "that" && !(w == "is" && width == 3);
+            if (plainResult && !StatesResult(t, left, after))
                 continue;
+            if (from < i)
+            {
+                t.RemoveAt(from);
+                i = from;
+                after--;
+            }
             t[i] = op == "="
                 ? new MathToken { Kind = MathTokenKind.Equals, Text = "=", SpaceBefore = true }
                 : new MathToken { Kind = MathTokenKind.Operator, Text = op, SpaceBefore = t[i].SpaceBefore };
