@@ -5,7 +5,8 @@ namespace Microsoft.ML.StepDpo.Scoring;
 
 /// <summary>
 /// A folder as one byte array so that it can travel inside an ML.NET model, and back: unpacked once per content
-/// into a content-addressed cache folder (atomic rename, safe when several threads or processes load at once).
+/// into a content-addressed folder of a per-user, owner-only cache, checked against the bundle before each use
+/// (atomic rename, safe when several threads or processes load at once).
 /// </summary>
 /// <remarks>
 /// Format 2 (written now): <c>"SDPOBND2"</c>, the length of the payload (int64, little-endian), then the payload
@@ -87,13 +88,47 @@ internal static class BundleArchive
         source[(Planes * n)..].CopyTo(destination[(Planes * n)..]);
     }
 
+    /// <summary>The folder under which bundles of kind <paramref name="cacheName"/> are unpacked, one folder per bundle hash.</summary>
+    internal static string CacheDirectory(string cacheName) => Path.Combine(PrivateCacheFolder.Root, cacheName);
+
+    // Per unpacked folder: the SHA-256 of every file it must hold, known in this process (from its own extraction or
+    // from a check against the bundle).
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, IReadOnlyDictionary<string, string>> s_knownFiles = new();
+
+    /// <summary>Forgets which unpacked folders this process extracted or checked, as a new process would (tests).</summary>
+    internal static void ForgetCheckedFolders() => s_knownFiles.Clear();
+
     /// <summary>The folder holding the files of the bundle whose SHA-256 is <paramref name="sha"/>, under
-    /// <c>%TEMP%/cacheName/sha</c>; <paramref name="marker"/> is a file every complete bundle has. <paramref name="prepare"/>
-    /// runs on the extracted files before they become visible under that name.</summary>
-    public static string Unpack(ReadOnlySpan<byte> bundle, string sha, string cacheName, string marker, string what, Action<string>? prepare = null)
+    /// <c>&lt;per-user cache&gt;/cacheName/sha</c>; <paramref name="marker"/> is a file every complete bundle has. <paramref name="prepare"/>
+    /// runs on the extracted files before they become visible under that name; <paramref name="expectPrepared"/> turns the
+    /// hashes of the bundle's entries into those of the prepared files (given a reader of entries), so that a folder
+    /// unpacked earlier can be checked against the bundle.</summary>
+    /// <remarks>
+    /// The folder is trusted only after its files are checked, because anything that can write there (another program
+    /// of the same user, a stale or half-deleted copy) would otherwise change what every later load reads. Every use
+    /// re-hashes the files on disk and compares them, file set included, with hashes that do not come from the
+    /// folder: those this process recorded when it extracted the files itself, or else, in a new process, hashes
+    /// derived from the bundle (its zip entries streamed through SHA-256; nothing is written). A manifest stored next
+    /// to the files would prove nothing, since whoever edits the files can edit it too. A mismatch re-extracts. What
+    /// remains trusted is the window between the check and the reads, inside a folder only its owner can write.
+    /// </remarks>
+    public static string Unpack(ReadOnlySpan<byte> bundle, string sha, string cacheName, string marker, string what,
+        Action<string>? prepare = null, Action<IDictionary<string, string>, Func<string, byte[]>>? expectPrepared = null)
     {
-        string dir = Path.Combine(Path.GetTempPath(), cacheName, sha);
-        if (File.Exists(Path.Combine(dir, marker))) return dir;
+        string root = CacheDirectory(cacheName);
+        Directory.CreateDirectory(root);
+        string dir = Path.Combine(root, sha);
+        if (File.Exists(Path.Combine(dir, marker)))
+        {
+            var expected = s_knownFiles.TryGetValue(dir, out var known) ? known : ExpectedFiles(bundle, what, expectPrepared);
+            if (SameFiles(HashFiles(dir), expected))
+            {
+                s_knownFiles[dir] = expected;
+                return dir;
+            }
+            System.Diagnostics.Trace.TraceWarning($"The unpacked {what} in '{dir}' differs from the model's bundle; unpacking it again.");
+            Discard(dir);
+        }
         var payload = Decode(bundle, what);
         var tmp = dir + ".tmp-" + Guid.NewGuid().ToString("N");
         try
@@ -107,9 +142,81 @@ internal static class BundleArchive
             if (Directory.Exists(tmp)) Directory.Delete(tmp, true);
             throw new InvalidDataException($"The {what} stored in this model is corrupted (its bundle is not a valid archive).", e);
         }
-        try { Directory.Move(tmp, dir); }
-        catch (IOException) when (File.Exists(Path.Combine(dir, marker))) { Directory.Delete(tmp, true); } // another thread won
+        var hashes = HashFiles(tmp);
+        for (int attempt = 0; ; attempt++)
+        {
+            try
+            {
+                Directory.Move(tmp, dir);
+                break;
+            }
+            catch (IOException) when (Directory.Exists(dir))
+            {
+                // Another thread or process unpacked it first: use theirs if it holds exactly our files.
+                if (SameFiles(HashFiles(dir), hashes))
+                {
+                    Directory.Delete(tmp, true);
+                    break;
+                }
+                if (attempt >= 2) throw;
+                Discard(dir);
+            }
+        }
+        s_knownFiles[dir] = hashes;
         return dir;
+    }
+
+    /// <summary>The SHA-256 of every file of the bundle's zip, by relative path with '/', adjusted by <paramref name="expectPrepared"/>.</summary>
+    private static Dictionary<string, string> ExpectedFiles(ReadOnlySpan<byte> bundle, string what, Action<IDictionary<string, string>, Func<string, byte[]>>? expectPrepared)
+    {
+        var payload = Decode(bundle, what);
+        var expected = new Dictionary<string, string>(StringComparer.Ordinal);
+        try
+        {
+            using var zip = new ZipArchive(new MemoryStream(payload, writable: false), ZipArchiveMode.Read);
+            foreach (var entry in zip.Entries)
+            {
+                if (entry.FullName.EndsWith('/')) continue; // a folder
+                using var s = entry.Open();
+                expected[entry.FullName.Replace('\\', '/')] = Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(s)).ToLowerInvariant();
+            }
+            expectPrepared?.Invoke(expected, name =>
+            {
+                using var s = (zip.GetEntry(name) ?? throw new InvalidDataException($"The {what} stored in this model is corrupted ({name} is missing).")).Open();
+                using var ms = new MemoryStream();
+                s.CopyTo(ms);
+                return ms.ToArray();
+            });
+        }
+        catch (InvalidDataException e)
+        {
+            throw new InvalidDataException($"The {what} stored in this model is corrupted (its bundle is not a valid archive).", e);
+        }
+        return expected;
+    }
+
+    private static Dictionary<string, string> HashFiles(string dir)
+    {
+        var hashes = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var file in Directory.EnumerateFiles(dir, "*", SearchOption.AllDirectories))
+        {
+            using var s = File.OpenRead(file);
+            hashes[Path.GetRelativePath(dir, file).Replace('\\', '/')] = Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(s)).ToLowerInvariant();
+        }
+        return hashes;
+    }
+
+    private static bool SameFiles(IReadOnlyDictionary<string, string> actual, IReadOnlyDictionary<string, string> expected) =>
+        actual.Count == expected.Count && expected.All(kv => actual.TryGetValue(kv.Key, out var h) && h == kv.Value);
+
+    // Moves a folder out of the way at once (a rename), then deletes it; readers that still hold its files keep them.
+    private static void Discard(string dir)
+    {
+        var aside = dir + ".stale-" + Guid.NewGuid().ToString("N");
+        try { Directory.Move(dir, aside); }
+        catch (IOException) { return; } // already moved or replaced by someone else
+        try { Directory.Delete(aside, true); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { /* left for the next temp clean-up */ }
     }
 
     /// <summary>Runs <paramref name="fill"/> on a fresh staging folder and packs it.</summary>

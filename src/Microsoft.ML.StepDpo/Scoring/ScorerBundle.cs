@@ -71,7 +71,7 @@ internal static class ScorerBundle
     /// <summary>Loads the scorer of a bundle whose hash <paramref name="sha"/> has been checked.</summary>
     public static StepScorer Load(ReadOnlySpan<byte> bundle, string sha)
     {
-        string dir = BundleArchive.Unpack(bundle, sha, "stepdpo-scorers", ManifestEntry, "step scorer", RestoreReference);
+        string dir = BundleArchive.Unpack(bundle, sha, "stepdpo-scorers", ManifestEntry, "step scorer", RestoreReference, ExpectRestoredReference);
         var manifest = JsonSerializer.Deserialize<ScorerManifest>(File.ReadAllText(Path.Combine(dir, ManifestEntry)))
                        ?? throw new InvalidDataException("The step scorer's manifest is unreadable.");
         if (manifest.FormatVersion != 1)
@@ -144,6 +144,22 @@ internal static class ScorerBundle
             Xor(reference, policy);
             File.WriteAllBytes(Path.Combine(referenceDir, name), reference);
             File.Delete(stored);
+        }
+    }
+
+    /// <summary>What <see cref="RestoreReference"/> makes of the bundle's entries: reference/x instead of reference/x.xor-policy.</summary>
+    private static void ExpectRestoredReference(IDictionary<string, string> expected, Func<string, byte[]> readEntry)
+    {
+        foreach (var key in expected.Keys.Where(k => k.StartsWith("reference/", StringComparison.Ordinal) && k.EndsWith(XorSuffix, StringComparison.Ordinal)
+                     && k.IndexOf('/', "reference/".Length) < 0).ToList())
+        {
+            var name = key["reference/".Length..^XorSuffix.Length];
+            var reference = readEntry(key);
+            var policy = readEntry("policy/" + name);
+            if (policy.Length != reference.Length) continue; // RestoreReference refuses it when it unpacks
+            Xor(reference, policy);
+            expected.Remove(key);
+            expected["reference/" + name] = Sha256(reference);
         }
     }
 

@@ -244,7 +244,7 @@ public sealed class WeightCarrierTests
         foreach (var (bundle, policy) in new[] { (close, tuned), (far, unrelated) })
         {
             var sha = ScorerBundle.Sha256(bundle);
-            var unpacked = Path.Combine(Path.GetTempPath(), "stepdpo-scorers", sha);
+            var unpacked = Path.Combine(BundleArchive.CacheDirectory("stepdpo-scorers"), sha);
             try
             {
                 using var loaded = ScorerBundle.Load(bundle, sha);

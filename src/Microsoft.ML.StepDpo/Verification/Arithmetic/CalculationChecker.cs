@@ -107,6 +107,13 @@ internal static class CalculationChecker
         CheckChain(exprs, equals, results, withUnit);
     }
 
+    // Words whose number labels what follows rather than starting a calculation.
+    private static readonly HashSet<string> s_labelWords = new(StringComparer.OrdinalIgnoreCase)
+    {
+        "step", "part", "day", "week", "month", "year", "question", "problem", "chapter", "page", "room", "line", "item",
+        "case", "option", "round", "stage", "level", "grade", "no", "number", "rule", "method", "phase", "task", "exercise", "example",
+    };
+
     private static bool FirstPartIsSelfContained(List<MathToken> t, int first, ArithmeticExpression expr)
     {
         var head = t[first];
@@ -125,6 +132,11 @@ internal static class CalculationChecker
             return false; // "3:30 - 2:00", "x2", "sqrt(16)"
         if (prev.Kind != MathTokenKind.Word)
             return true;
+        if (prev.Text.ToLowerInvariant() is "from" or "between" or "ages" or "aged" && expr.Tokens.Count >= 3 && expr.Tokens[1].Text == "-"
+            && expr.Tokens[0].Kind == MathTokenKind.Number && expr.Tokens[2].Kind == MathTokenKind.Number)
+            return false; // "from 2 - 5 pm", "from 9 - 5": a range
+        if (head.Kind == MathTokenKind.Number && s_labelWords.Contains(prev.Text))
+            return false; // "Step 2 - 45 x 4 = 180": a label's number, then a dash
         if (expr.IsBareNumber || MathTokenizer.OperationWords.Contains(prev.Text))
             return false; // "3 packs of 5 = 15", "twice 3 + 1 = 7"
         if (MathTokenizer.ConnectingWords.Contains(prev.Text))
@@ -153,8 +165,8 @@ internal static class CalculationChecker
             return false;
         if (next is null)
             return true;
-        if (!next.SpaceBefore && next.Kind == MathTokenKind.Word)
-            return false; // "= 6x", "= 5th"
+        if (!next.SpaceBefore && next.Kind == MathTokenKind.Word && (next.Text.Length < 2 || next.Text.ToLowerInvariant() is "st" or "nd" or "rd" or "th"))
+            return false; // "= 6x", "= 5th"; "= 125cm" is a unit
         var afterNext = last + 2 < t.Count ? t[last + 2] : null;
         if (!next.SpaceBefore && next.Text is ":" or "," && afterNext is { Kind: MathTokenKind.Number, SpaceBefore: false })
             return false; // "= 3:30", "= 2,5"
@@ -230,6 +242,9 @@ internal static class CalculationChecker
             // otherwise they are a restatement or a conversion ("2 hours = 120 minutes", "3 packs of 5 = 15").
             if (l.IsBareNumber && r.IsBareNumber && (i == 0 || (withUnit is not null && (withUnit[i] || withUnit[i + 1]))))
                 continue;
+            // "1 hour = 60 minutes x 2": a quantity with a unit restated in another unit, then computed on.
+            if (l.IsBareNumber && withUnit is not null && withUnit[i] && !r.IsBareNumber)
+                continue;
             bool approx = equals[i].Approximate;
             string text = $"{l.Text}{equals[i].Text}{r.Text}";
             if (Agrees(l, r, approx))
@@ -259,23 +274,23 @@ internal static class CalculationChecker
     private static bool Matches(ArithmeticExpression computed, ArithmeticExpression stated, bool approximate)
     {
         if (stated.IsBareNumber)
-            return stated.Numbers.Any() && Matches(computed, stated.ValuePercentAsFraction, stated.ValuePercentAsNumber, stated.StatedDecimals, stated.HasPercent, approximate);
+            return stated.Numbers.Any() && Matches(computed, stated.ValuePercentAsFraction, stated.ValuePercentAsNumber, stated.StatedDecimals, stated.HasPercent, approximate, stated.Numbers.Any(n => n.Rounded));
         // Stated as an expression: compare values exactly (up to rounding carried by either side).
         return Close(computed.ValuePercentAsFraction, stated.ValuePercentAsFraction, 9, approximate, computed.InheritedRelativeError + stated.InheritedRelativeError)
             || Close(computed.ValuePercentAsNumber, stated.ValuePercentAsNumber, 9, approximate, computed.InheritedRelativeError + stated.InheritedRelativeError);
     }
 
     private static bool Matches(ArithmeticExpression computed, MathToken number, bool approximate) =>
-        Matches(computed, number.Percent ? number.Value / 100 : number.Value, number.Value, number.Decimals, number.Percent, approximate);
+        Matches(computed, number.Percent ? number.Value / 100 : number.Value, number.Value, number.Decimals, number.Percent, approximate, number.Rounded);
 
-    private static bool Matches(ArithmeticExpression computed, double statedFraction, double statedPlain, int decimals, bool statedPercent, bool approximate)
+    private static bool Matches(ArithmeticExpression computed, double statedFraction, double statedPlain, int decimals, bool statedPercent, bool approximate, bool rounded)
     {
         double err = computed.InheritedRelativeError;
         foreach (double c in new[] { computed.ValuePercentAsFraction, computed.ValuePercentAsNumber })
         {
-            if (Close(c, statedPlain, decimals, approximate, err))
+            if (Close(c, statedPlain, decimals, approximate, err, rounded))
                 return true;
-            if (statedPercent && Close(c, statedFraction, decimals + 2, approximate, err))
+            if (statedPercent && Close(c, statedFraction, decimals + 2, approximate, err, rounded))
                 return true;
         }
 
@@ -285,9 +300,10 @@ internal static class CalculationChecker
     /// <summary>
     /// Whether a computed value and a stated one agree, tolerating the rounding the text shows: a
     /// non-integer result may be rounded, truncated or rounded up at the stated number's last decimal
-    /// ("10/3 = 3.33", "= 3.3", "= 3", "$3.34"); an integer result must be exact; "≈" allows 5%.
+    /// ("10/3 = 3.33", "= 3.3", "= 3", "$3.34"); an integer result must be exact unless the text says it is rounded
+    /// ("≈ 3.3", "= about 3,300": to within a unit of the last decimal shown, or of a whole number's last nonzero digit).
     /// </summary>
-    internal static bool Close(double computed, double stated, int statedDecimals, bool approximate, double inheritedRelativeError)
+    internal static bool Close(double computed, double stated, int statedDecimals, bool approximate, double inheritedRelativeError, bool rounded = false)
     {
         double diff = Math.Abs(computed - stated);
         double scale = Math.Max(1, Math.Abs(computed));
@@ -297,8 +313,13 @@ internal static class CalculationChecker
         double tolerance = 0;
         if (Math.Abs(computed - Math.Round(computed)) > 1e-9 * scale)
             tolerance = unit;
-        if (approximate)
-            tolerance = Math.Max(tolerance, Math.Max(unit, 0.05 * Math.Abs(computed)));
+        if (rounded || approximate)
+        {
+            // Rounded to the precision shown: the last decimal, or the last nonzero digit of a whole number ("≈ 3,300").
+            for (double v = Math.Round(Math.Abs(stated)); statedDecimals <= 0 && v >= 10 && v % 10 == 0; v /= 10)
+                unit *= 10;
+            tolerance = Math.Max(tolerance, unit);
+        }
         if (inheritedRelativeError > 0)
             tolerance = Math.Max(tolerance, inheritedRelativeError * Math.Abs(computed) + 0.5 * unit);
         return diff < tolerance - 1e-12 * scale;

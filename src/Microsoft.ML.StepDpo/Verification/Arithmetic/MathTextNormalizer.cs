@@ -5,13 +5,18 @@ namespace Microsoft.ML.StepDpo.Verification.Arithmetic;
 
 /// <summary>
 /// Rewrites LaTeX and Unicode math into the plain ASCII forms the tokenizer reads:
-/// \frac{a}{b} → ((a)/(b)), \times and × → *, \div and ÷ → /, − → -, \text{kg} → " kg ", braces → parentheses.
+/// \frac{a}{b} → ((a)/(b)), \times and × → *, \div and ÷ → /, − – — → -, \text{kg} → " kg ", braces → parentheses,
+/// Markdown bold and list bullets dropped.
 /// </summary>
 internal static class MathTextNormalizer
 {
     private static readonly Regex s_fracCommand = new(@"\\[dt]?frac", RegexOptions.CultureInvariant);
     private static readonly Regex s_wrapperCommand = new(@"\\(?:boxed|text|textbf|textit|mathrm|mathbf|mbox|operatorname)\s*\{", RegexOptions.CultureInvariant);
     private static readonly Regex s_otherCommand = new(@"\\([A-Za-z]+)", RegexOptions.CultureInvariant);
+    // A list bullet at the start of a line ("- 5 × 3 = 15", "* 2 + 2 = 4"), not a minus sign.
+    private static readonly Regex s_bullet = new(@"(?m)^[ \t]*[-*•][ \t]+", RegexOptions.CultureInvariant);
+    // "2**3" is a power; any other "**" is Markdown bold ("**Step 1:** 3 + 4 = 7").
+    private static readonly Regex s_power = new(@"(?<=[\d)][ \t]*)\*\*(?=[ \t]*(?:[\d(]|\.\d))", RegexOptions.CultureInvariant);
 
     public static string Normalize(string text)
     {
@@ -30,7 +35,7 @@ internal static class MathTextNormalizer
             {
                 case '×': case '✕': case '∙': case '·': case '⋅': sb.Append('*'); break;
                 case '÷': sb.Append('/'); break;
-                case '−': case '–': case '‒': sb.Append('-'); break;
+                case '−': case '–': case '‒': case '—': case '‐': case '‑': sb.Append('-'); break;
                 case '＝': sb.Append('='); break;
                 case '²': sb.Append("^2"); break;
                 case '³': sb.Append("^3"); break;
@@ -41,7 +46,8 @@ internal static class MathTextNormalizer
             }
         }
 
-        return sb.ToString().Replace("**", "^");
+        s = s_bullet.Replace(sb.ToString(), string.Empty);
+        return s_power.Replace(s, "^").Replace("**", " ");
     }
 
     // \frac{a}{b}, \frac12, \frac{a}2 → ((a)/(b)); nested fractions are handled from the inside out.

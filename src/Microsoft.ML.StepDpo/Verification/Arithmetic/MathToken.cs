@@ -19,6 +19,9 @@ internal sealed class MathToken
 
     public bool Percent { get; init; }
 
+    /// <summary>Stated as rounded ("about 3.33", "roughly 3,300"): equal to the precision it shows.</summary>
+    public bool Rounded { get; init; }
+
     /// <summary>For <see cref="MathTokenKind.Equals"/>: "≈" or "~" rather than "=".</summary>
     public bool Approximate { get; init; }
 
