@@ -2,6 +2,7 @@ using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 using F = TorchSharp.torch.nn.functional;
+using static Microsoft.ML.StepDpo.Modeling.KeptScalars;
 
 namespace Microsoft.ML.StepDpo.Modeling;
 
@@ -25,7 +26,7 @@ internal sealed class RmsNorm : nn.Module
     {
         using var scope = torch.NewDisposeScope();
         var h = x.to(ScalarType.Float32);
-        h = h * torch.rsqrt(h.pow(2).mean(new long[] { -1 }, keepdim: true) + eps);
+        h = h * torch.rsqrt(h.pow(Num(2)).mean(new long[] { -1 }, keepdim: true) + Num(eps));
         return (weight * h.to(x.dtype)).MoveToOuterDisposeScope();
     }
 }
@@ -59,8 +60,8 @@ internal static class Rotary
         using var scope = torch.NewDisposeScope();
         // fp32 like Hugging Face; fp64 only when the whole model is fp64 (used by exactness tests).
         var ft = dtype == ScalarType.Float64 ? ScalarType.Float64 : ScalarType.Float32;
-        var exponents = torch.arange(0, headDim, 2, dtype: ScalarType.Int64, device: positions.device).to(ft) / headDim;
-        var invFreq = 1.0 / torch.pow(theta, exponents);                              // [d/2]
+        var exponents = torch.arange(Num(0), Num(headDim), Num(2), dtype: ScalarType.Int64, device: positions.device).to(ft) / Num(headDim);
+        var invFreq = Num(1.0) / torch.pow(Num(theta), exponents);                              // [d/2]
         var freqs = positions.to(ft).unsqueeze(-1) * invFreq;                        // [B,T,d/2]
         var emb = torch.cat(new[] { freqs, freqs }, -1).unsqueeze(1);                 // [B,1,T,d]
         return (emb.cos().to(dtype).MoveToOuterDisposeScope(), emb.sin().to(dtype).MoveToOuterDisposeScope());
@@ -241,7 +242,7 @@ internal sealed class Qwen2ForCausalLM : nn.Module
     {
         using var scope = torch.NewDisposeScope();
         long B = inputIds.shape[0], T = inputIds.shape[1];
-        positionIds ??= torch.arange(cacheOffset, cacheOffset + T, dtype: ScalarType.Int64, device: inputIds.device).expand(B, T);
+        positionIds ??= torch.arange(Num(cacheOffset), Num(cacheOffset + T), dtype: ScalarType.Int64, device: inputIds.device).expand(B, T);
         if (attentionMask is null && cache is not null && cacheOffset > 0 && T > 1)
             attentionMask = CausalMask(T, cacheOffset, inputIds.device).expand(B, 1, T, cacheOffset + T);
         var (cos, sin) = Rotary.Tables(positionIds, Config.HeadDim, Config.RopeTheta, DType);
@@ -301,8 +302,8 @@ internal sealed class Qwen2ForCausalLM : nn.Module
     internal static Tensor CausalMask(long T, long offset, Device device)
     {
         using var scope = torch.NewDisposeScope();
-        var q = torch.arange(offset, offset + T, device: device).unsqueeze(1);
-        var k = torch.arange(0, offset + T, device: device).unsqueeze(0);
+        var q = torch.arange(Num(offset), Num(offset + T), device: device).unsqueeze(1);
+        var k = torch.arange(Num(0), Num(offset + T), device: device).unsqueeze(0);
         return k.le(q).unsqueeze(0).unsqueeze(0).MoveToOuterDisposeScope();
     }
 

@@ -1,5 +1,6 @@
 using TorchSharp;
 using static TorchSharp.torch;
+using static Microsoft.ML.StepDpo.Modeling.KeptScalars;
 
 namespace Microsoft.ML.StepDpo.Modeling;
 
@@ -135,20 +136,20 @@ internal sealed class TextGenerator
         using var scope = torch.NewDisposeScope();
         var l = logits.to(ScalarType.Float32);
         if (o.Temperature == 0) return l.argmax(-1).MoveToOuterDisposeScope();
-        l = l / o.Temperature;
+        l = l / Num(o.Temperature);
         if (o.TopK > 0 && o.TopK < l.shape[^1])
         {
             var kth = l.topk(o.TopK, -1).values.narrow(-1, o.TopK - 1, 1);
-            l = l.masked_fill(l.lt(kth), double.NegativeInfinity);
+            l = l.masked_fill(l.lt(kth), Num(double.NegativeInfinity));
         }
         if (o.TopP < 1)
         {
             var (sorted, order) = l.sort(-1, descending: true);
             var probs = sorted.softmax(-1);
             // Drop a token when the tokens ranked above it already reach top_p (the first always stays).
-            var drop = (probs.cumsum(-1) - probs).gt(o.TopP);
+            var drop = (probs.cumsum(-1) - probs).gt(Num(o.TopP));
             var dropOriginal = torch.zeros_like(drop).scatter(-1, order, drop);
-            l = l.masked_fill(dropOriginal, double.NegativeInfinity);
+            l = l.masked_fill(dropOriginal, Num(double.NegativeInfinity));
         }
         return l.softmax(-1).multinomial(1, generator: rng).squeeze(-1).MoveToOuterDisposeScope();
     }

@@ -1,5 +1,6 @@
 using TorchSharp;
 using static TorchSharp.torch;
+using static Microsoft.ML.StepDpo.Modeling.KeptScalars;
 
 namespace Microsoft.ML.StepDpo.Training;
 
@@ -36,35 +37,35 @@ internal static class PreferenceLoss
         {
             case PreferenceLossKind.Sigmoid:
             {
-                var delta = beta * (chosenLogRatio - rejectedLogRatio);
-                losses = -(1 - labelSmoothing) * nn.functional.logsigmoid(delta) - labelSmoothing * nn.functional.logsigmoid(-delta);
+                var delta = Num(beta) * (chosenLogRatio - rejectedLogRatio);
+                losses = Num(-(1 - labelSmoothing)) * nn.functional.logsigmoid(delta) - Num(labelSmoothing) * nn.functional.logsigmoid(-delta);
                 break;
             }
             case PreferenceLossKind.Robust:
             {
-                var delta = beta * (chosenLogRatio - rejectedLogRatio);
-                losses = ((1 - labelSmoothing) * -nn.functional.logsigmoid(delta) + labelSmoothing * nn.functional.logsigmoid(-delta))
-                         / (1 - 2 * labelSmoothing);
+                var delta = Num(beta) * (chosenLogRatio - rejectedLogRatio);
+                losses = (Num(1 - labelSmoothing) * -nn.functional.logsigmoid(delta) + Num(labelSmoothing) * nn.functional.logsigmoid(-delta))
+                         / Num(1 - 2 * labelSmoothing);
                 break;
             }
             case PreferenceLossKind.Hinge:
             {
-                var delta = beta * (chosenLogRatio - rejectedLogRatio);
-                losses = nn.functional.relu(1 - delta);
+                var delta = Num(beta) * (chosenLogRatio - rejectedLogRatio);
+                losses = nn.functional.relu(Num(1) - delta);
                 break;
             }
             case PreferenceLossKind.Ipo:
             {
                 // IPO compares length-averaged log-ratios.
-                var avgChosen = chosenLogRatio / policy.ChosenTokens.clamp_min(1);
-                var avgRejected = rejectedLogRatio / policy.RejectedTokens.clamp_min(1);
-                losses = (avgChosen - avgRejected - 1 / (2 * beta)).pow(2);
+                var avgChosen = chosenLogRatio / policy.ChosenTokens.clamp_min(Num(1));
+                var avgRejected = rejectedLogRatio / policy.RejectedTokens.clamp_min(Num(1));
+                losses = (avgChosen - avgRejected - Num(1 / (2 * beta))).pow(Num(2));
                 break;
             }
             default:
                 throw new ArgumentOutOfRangeException(nameof(kind), kind, "Unknown loss.");
         }
 
-        return new PreferenceLossResult(losses.mean(), (beta * chosenLogRatio).detach(), (beta * rejectedLogRatio).detach());
+        return new PreferenceLossResult(losses.mean(), (Num(beta) * chosenLogRatio).detach(), (Num(beta) * rejectedLogRatio).detach());
     }
 }

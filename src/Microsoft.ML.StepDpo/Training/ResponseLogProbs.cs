@@ -1,5 +1,6 @@
 using TorchSharp;
 using static TorchSharp.torch;
+using static Microsoft.ML.StepDpo.Modeling.KeptScalars;
 
 namespace Microsoft.ML.StepDpo.Training;
 
@@ -36,9 +37,9 @@ internal static class ResponseLogProbs
             .gather(1, torch.tensor(targets, device: device).unsqueeze(1)).squeeze(1);
 
         var slotT = torch.tensor(slot, device: device);
-        var sums = torch.zeros(2 * batch.Pairs, dtype: dtype, device: device).index_add(0, slotT, logp, 1.0);
+        var sums = torch.zeros(2 * batch.Pairs, dtype: dtype, device: device).index_add(0, slotT, logp, Num(1.0));
         var counts = torch.zeros(2 * batch.Pairs, dtype: dtype, device: device)
-            .index_add(0, slotT, torch.ones(labels.Length, dtype: dtype, device: device), 1.0);
+            .index_add(0, slotT, torch.ones(labels.Length, dtype: dtype, device: device), Num(1.0));
 
         int b = batch.Pairs;
         var lp = new PairLogProbs(sums[..b], sums[b..], counts[..b], counts[b..]);
@@ -46,9 +47,9 @@ internal static class ResponseLogProbs
         using var noGrad = torch.no_grad();
         var meanLogit = logits.detach().to(dtype).mean(new long[] { 1 });
         var sideT = torch.tensor(labels.Select(l => (long)l.Side).ToArray(), device: device);
-        var chosenMask = sideT.eq(0).to(dtype);
-        var meanChosen = (meanLogit * chosenMask).sum() / chosenMask.sum().clamp_min(1);
-        var meanRejected = (meanLogit * (1 - chosenMask)).sum() / (1 - chosenMask).sum().clamp_min(1);
+        var chosenMask = sideT.eq(Num(0)).to(dtype);
+        var meanChosen = (meanLogit * chosenMask).sum() / chosenMask.sum().clamp_min(Num(1));
+        var meanRejected = (meanLogit * (Num(1) - chosenMask)).sum() / (Num(1) - chosenMask).sum().clamp_min(Num(1));
         return (lp, meanChosen, meanRejected);
     }
 }

@@ -5,6 +5,7 @@ using TorchSharp;
 using TorchSharp.Modules;
 using Microsoft.ML.StepDpo.Data;
 using static TorchSharp.torch;
+using static Microsoft.ML.StepDpo.Modeling.KeptScalars;
 
 namespace Microsoft.ML.StepDpo.Training;
 
@@ -115,7 +116,7 @@ internal sealed class TrainingLoop<TExample>
                         (o.CheckpointDirectory is null ? "No checkpoint folder was set." : $"The last good state is saved in '{o.CheckpointDirectory}'.") +
                         " Lower the learning rate or check the data.");
                 }
-                (loss / micros).backward();
+                (loss / Num(micros)).backward();
                 foreach (var (k, v) in metrics) stepMetrics[k] = stepMetrics.GetValueOrDefault(k) + v / micros;
                 tokens += n;
             }

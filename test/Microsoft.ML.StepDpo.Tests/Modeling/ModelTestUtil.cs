@@ -1,6 +1,7 @@
 using Microsoft.ML.StepDpo.Modeling;
 using TorchSharp;
 using static TorchSharp.torch;
+using static Microsoft.ML.StepDpo.Modeling.KeptScalars;
 
 namespace Microsoft.ML.StepDpo.Tests.Modeling;
 
@@ -15,8 +16,8 @@ internal static class ModelTestUtil
         var gen = new Generator((ulong)seed);
         foreach (var (name, p) in model.named_parameters())
         {
-            if (name.EndsWith("norm.weight", StringComparison.Ordinal)) p.copy_(1 + torch.randn(p.shape, generator: gen).to(p.dtype) * 0.1);
-            else p.copy_((torch.randn(p.shape, generator: gen) * std).to(p.dtype));
+            if (name.EndsWith("norm.weight", StringComparison.Ordinal)) p.copy_(Num(1) + torch.randn(p.shape, generator: gen).to(p.dtype) * Num(0.1));
+            else p.copy_((torch.randn(p.shape, generator: gen) * Num(std)).to(p.dtype));
         }
     }
 

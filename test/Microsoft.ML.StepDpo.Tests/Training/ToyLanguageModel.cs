@@ -2,6 +2,7 @@ using Microsoft.ML.StepDpo.Training;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
+using static Microsoft.ML.StepDpo.Modeling.KeptScalars;
 
 namespace Microsoft.ML.StepDpo.Tests.Training;
 
@@ -41,7 +42,7 @@ internal sealed class ToyLanguageModel : nn.Module<Tensor, Tensor, Tensor?, Tens
     }
 
     public Tensor ForwardHidden(Tensor inputIds, Tensor? positionIds, Tensor? attentionMask) =>
-        forward(inputIds, positionIds ?? torch.arange(inputIds.shape[1]).expand(inputIds.shape), attentionMask);
+        forward(inputIds, positionIds ?? torch.arange(Num(inputIds.shape[1])).expand(inputIds.shape), attentionMask);
     public Tensor ProjectToLogits(Tensor hidden) => head.forward(hidden);
     public IEnumerable<Parameter> TrainableParameters() => parameters();
     public void SetTraining(bool training) => train(training);

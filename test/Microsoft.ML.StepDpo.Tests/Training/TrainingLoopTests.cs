@@ -1,6 +1,7 @@
 using Microsoft.ML.StepDpo.Training;
 using TorchSharp;
 using static TorchSharp.torch;
+using static Microsoft.ML.StepDpo.Modeling.KeptScalars;
 
 namespace Microsoft.ML.StepDpo.Tests.Training;
 
@@ -186,7 +187,7 @@ public sealed class TrainingLoopTests
             var r = _inner.Compute(model, batch, indices);
             _calls++;
             // Options() uses 2 micro-batches per step.
-            return _calls > (step - 1) * 2 ? (r.Loss * float.NaN, r.Metrics, r.Tokens) : r;
+            return _calls > (step - 1) * 2 ? (r.Loss * Num(double.NaN), r.Metrics, r.Tokens) : r;
         }
     }
 }
