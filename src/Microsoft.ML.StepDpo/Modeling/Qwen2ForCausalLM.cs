@@ -61,7 +61,7 @@ internal static class Rotary
         // fp32 like Hugging Face; fp64 only when the whole model is fp64 (used by exactness tests).
         var ft = dtype == ScalarType.Float64 ? ScalarType.Float64 : ScalarType.Float32;
         var exponents = torch.arange(Num(0), Num(headDim), Num(2), dtype: ScalarType.Int64, device: positions.device).to(ft) / Num(headDim);
-        var invFreq = Num(1.0) / torch.pow(Num(theta), exponents);                              // [d/2]
+        var invFreq = Num(1.0) / torch.pow(torch.tensor(theta), exponents);          // [d/2]
         var freqs = positions.to(ft).unsqueeze(-1) * invFreq;                        // [B,T,d/2]
         var emb = torch.cat(new[] { freqs, freqs }, -1).unsqueeze(1);                 // [B,1,T,d]
         return (emb.cos().to(dtype).MoveToOuterDisposeScope(), emb.sin().to(dtype).MoveToOuterDisposeScope());
