@@ -37,8 +37,8 @@ public static class GreedyEvaluationCatalogExtensions
         if (!Directory.Exists(modelDirectory)) throw new DirectoryNotFoundException($"Model folder '{modelDirectory}' does not exist.");
         var items = ReadProblems(problems, problemColumnName, referenceColumnName);
         TorchRuntime.EnsureLoaded();
-        var tokenizer = ByteLevelBpeTokenizer.FromDirectory(modelDirectory);
-        using var model = ModelCheckpoint.Load(modelDirectory, device: TorchDevice.Select(catalog.Context));
+        var (model, tokenizer) = ModelFolder.Load(modelDirectory, device: TorchDevice.Select(catalog.Context));
+        using var _ = model;
         return GreedyAccuracy.Evaluate(model, tokenizer, template, items, batchSize, maxNewTokens, progress);
     }
 

@@ -17,7 +17,10 @@ internal static class JsonlWriter
     /// Writes the given columns (all visible columns when null) of <paramref name="data"/>. Text, Boolean,
     /// Single, Double, Int32, Int64 and UInt32 columns, scalar or vector (vectors become arrays), are supported.
     /// </summary>
-    public static long Write(IDataView data, Stream stream, IEnumerable<string>? columns = null)
+    public static long Write(IDataView data, Stream stream, IEnumerable<string>? columns = null) =>
+        WrappedErrors.Run(() => WriteRows(data, stream, columns));
+
+    private static long WriteRows(IDataView data, Stream stream, IEnumerable<string>? columns)
     {
         var schema = data.Schema;
         var cols = (columns is null

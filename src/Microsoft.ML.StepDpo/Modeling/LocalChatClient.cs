@@ -36,7 +36,8 @@ public sealed class LocalChatClient : IChatClient
     {
         if (!Directory.Exists(modelDirectory)) throw new DirectoryNotFoundException($"Model folder '{modelDirectory}' does not exist.");
         TorchRuntime.EnsureLoaded();
-        return new LocalChatClient(ModelCheckpoint.Load(modelDirectory), ByteLevelBpeTokenizer.FromDirectory(modelDirectory), Path.GetFileName(Path.GetFullPath(modelDirectory)));
+        var (model, tokenizer) = ModelFolder.Load(modelDirectory);
+        return new LocalChatClient(model, tokenizer, Path.GetFileName(Path.GetFullPath(modelDirectory)));
     }
 
     /// <summary>
@@ -51,7 +52,8 @@ public sealed class LocalChatClient : IChatClient
         ArgumentNullException.ThrowIfNull(template);
         if (!Directory.Exists(modelDirectory)) throw new DirectoryNotFoundException($"Model folder '{modelDirectory}' does not exist.");
         TorchRuntime.EnsureLoaded();
-        return new LocalChatClient(ModelCheckpoint.Load(modelDirectory), ByteLevelBpeTokenizer.FromDirectory(modelDirectory),
+        var (model, tokenizer) = ModelFolder.Load(modelDirectory);
+        return new LocalChatClient(model, tokenizer,
             Path.GetFileName(Path.GetFullPath(modelDirectory)), template, endOfTurn ?? "");
     }
 

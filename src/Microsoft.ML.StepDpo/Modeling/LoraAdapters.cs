@@ -104,7 +104,7 @@ internal static class LoraAdapters
     {
         var configPath = Path.Combine(directory, ConfigFile);
         if (!File.Exists(configPath)) throw new FileNotFoundException($"No {ConfigFile} in '{directory}'.", configPath);
-        var j = JsonNode.Parse(File.ReadAllText(configPath))!;
+        var j = JsonFiles.ReadObject(configPath);
         if (j["peft_type"]?.GetValue<string>() is string t && t != "LORA") throw new NotSupportedException($"peft_type '{t}' is not supported (only LORA).");
         if (j["use_dora"]?.GetValue<bool>() == true || j["use_rslora"]?.GetValue<bool>() == true)
             throw new NotSupportedException("DoRA / rsLoRA adapters are not supported.");
@@ -114,13 +114,21 @@ internal static class LoraAdapters
             JsonValue v => throw new NotSupportedException($"target_modules as a regular expression ('{v}') is not supported."),
             _ => throw new InvalidDataException($"{configPath} has no target_modules."),
         };
-        var options = new LoraOptions
+        LoraOptions options;
+        try
         {
-            Rank = j["r"]!.GetValue<int>(),
-            Alpha = j["lora_alpha"]!.GetValue<double>(),
-            Dropout = j["lora_dropout"]?.GetValue<double>() ?? 0,
-            TargetModules = targets,
-        };
+            options = new LoraOptions
+            {
+                Rank = j["r"]?.GetValue<int>() ?? throw new InvalidDataException("no 'r'"),
+                Alpha = j["lora_alpha"]?.GetValue<double>() ?? throw new InvalidDataException("no 'lora_alpha'"),
+                Dropout = j["lora_dropout"]?.GetValue<double>() ?? 0,
+                TargetModules = targets,
+            };
+        }
+        catch (Exception e) when (e is InvalidOperationException or FormatException or InvalidDataException)
+        {
+            throw new InvalidDataException($"{configPath}: {e.Message}", e);
+        }
         if (!HasAdapters(model)) Apply(model, options);
 
         var expected = model.Projections().Where(p => p.Linear.HasAdapter)

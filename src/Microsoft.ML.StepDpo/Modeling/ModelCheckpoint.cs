@@ -22,6 +22,7 @@ internal static class ModelCheckpoint
         var configPath = System.IO.Path.Combine(directory, ConfigFile);
         if (!File.Exists(configPath)) throw new FileNotFoundException($"No {ConfigFile} in '{directory}'.", configPath);
         var config = Qwen2Config.Load(configPath);
+        config.CheckFitsInMemory(dtype ?? config.DType, configPath);
         var model = new Qwen2ForCausalLM(config, dtype, device);
         try
         {
@@ -133,7 +134,7 @@ internal static class ModelCheckpoint
         var index = System.IO.Path.Combine(directory, IndexFile);
         if (File.Exists(index))
         {
-            var map = JsonNode.Parse(File.ReadAllText(index))?["weight_map"] as JsonObject
+            var map = JsonFiles.ReadObject(index)["weight_map"] as JsonObject
                       ?? throw new InvalidDataException($"{index} has no 'weight_map'.");
             var files = map.Select(kv => kv.Value!.GetValue<string>()).Distinct().Select(f => System.IO.Path.Combine(directory, f)).ToList();
             foreach (var f in files)

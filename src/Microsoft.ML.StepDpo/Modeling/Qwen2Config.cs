@@ -47,20 +47,64 @@ internal sealed record Qwen2Config
     {
         if (ModelType is not ("qwen2" or "llama"))
             throw new NotSupportedException($"model_type '{ModelType}' is not supported (expected 'qwen2' or 'llama').");
-        Positive(VocabSize, "vocab_size"); Positive(HiddenSize, "hidden_size"); Positive(IntermediateSize, "intermediate_size");
-        Positive(NumHiddenLayers, "num_hidden_layers"); Positive(NumAttentionHeads, "num_attention_heads"); Positive(NumKeyValueHeads, "num_key_value_heads");
+        InRange(VocabSize, MaxVocabSize, "vocab_size"); InRange(HiddenSize, MaxHiddenSize, "hidden_size");
+        InRange(IntermediateSize, MaxIntermediateSize, "intermediate_size"); InRange(NumHiddenLayers, MaxLayers, "num_hidden_layers");
+        InRange(NumAttentionHeads, MaxHeads, "num_attention_heads"); InRange(NumKeyValueHeads, MaxHeads, "num_key_value_heads");
+        if (HeadDimOverride is int hd) InRange(hd, MaxHeadDim, "head_dim");
+        InRange(MaxPositionEmbeddings, MaxPositions, "max_position_embeddings");
+        if (!(RmsNormEps > 0) || !double.IsFinite(RmsNormEps)) throw new ArgumentException($"rms_norm_eps must be a positive number (got {RmsNormEps}).");
         if (NumAttentionHeads % NumKeyValueHeads != 0)
             throw new ArgumentException($"num_attention_heads ({NumAttentionHeads}) must be a multiple of num_key_value_heads ({NumKeyValueHeads}).");
         if (HeadDimOverride is null && HiddenSize % NumAttentionHeads != 0)
             throw new ArgumentException($"hidden_size ({HiddenSize}) must be a multiple of num_attention_heads ({NumAttentionHeads}).");
         if (HeadDim % 2 != 0) throw new ArgumentException($"head_dim ({HeadDim}) must be even for rotary embeddings.");
-        if (RopeTheta <= 0) throw new ArgumentException("rope_theta must be positive.");
+        if (!(RopeTheta > 0) || !double.IsFinite(RopeTheta)) throw new ArgumentException($"rope_theta must be a positive number (got {RopeTheta}).");
     }
 
-    private static void Positive(int v, string name)
+    // Plausible sizes: a few times the largest published models of the family, far below what would overflow.
+    internal const int MaxVocabSize = 4 << 20, MaxHiddenSize = 1 << 16, MaxIntermediateSize = 1 << 19, MaxLayers = 1024,
+        MaxHeads = 1024, MaxHeadDim = 1024, MaxPositions = 1 << 24;
+
+    private static void InRange(int v, int max, string name)
     {
         if (v <= 0) throw new ArgumentException($"{name} must be positive (got {v}).");
+        if (v > max) throw new ArgumentException($"{name} is {v}, more than {max}, which no supported model has.");
     }
+
+    /// <summary>The number of weights (and biases) the model has: embedding, layers, final norm and an untied LM head.</summary>
+    public long ParameterCount
+    {
+        get
+        {
+            long h = HiddenSize, q = (long)NumAttentionHeads * HeadDim, kv = (long)NumKeyValueHeads * HeadDim;
+            long attention = h * q + 2 * h * kv + q * h + (AttentionBias ? q + 2 * kv : 0);
+            long layer = attention + 3 * h * IntermediateSize + 2 * h;
+            return (long)VocabSize * h * (TieWordEmbeddings ? 1 : 2) + NumHiddenLayers * layer + h;
+        }
+    }
+
+    /// <summary>
+    /// Throws when the weights this config implies, in <paramref name="dtype"/>, do not fit the memory this process may
+    /// use (the machine's or the container's limit), before any tensor is allocated.
+    /// </summary>
+    /// <param name="dtype">The dtype the weights will have.</param>
+    /// <param name="source">The config file (or what made the config), named in the message.</param>
+    public void CheckFitsInMemory(ScalarType dtype, string source)
+    {
+        long available = GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
+        double bytes = (double)ParameterCount * ElementSize(dtype);
+        if (available > 0 && bytes > available)
+            throw new InsufficientMemoryException(
+                $"{source}: the model has {ParameterCount:N0} parameters, {bytes / (1 << 30):N1} GiB as {DtypeName(dtype)}, " +
+                $"more than the {(double)available / (1 << 30):N1} GiB of memory available; check the config or use a machine with more memory.");
+    }
+
+    private static int ElementSize(ScalarType t) => t switch
+    {
+        ScalarType.Float64 => 8,
+        ScalarType.Float32 => 4,
+        _ => 2,
+    };
 
     /// <summary>The <see cref="ScalarType"/> named by <c>torch_dtype</c>.</summary>
     public ScalarType DType => ParseDtype(TorchDtype);
@@ -86,13 +130,12 @@ internal sealed record Qwen2Config
     /// <summary>Reads a Hugging Face <c>config.json</c>.</summary>
     public static Qwen2Config Load(string path)
     {
-        var root = JsonNode.Parse(File.ReadAllText(path)) as JsonObject
-                   ?? throw new InvalidDataException($"{path} is not a JSON object.");
+        var root = JsonFiles.ReadObject(path);
         try
         {
             return FromJson(root);
         }
-        catch (Exception e) when (e is InvalidOperationException or FormatException)
+        catch (Exception e) when (e is InvalidOperationException or FormatException or ArgumentException)
         {
             throw new InvalidDataException($"{path}: {e.Message}", e);
         }

@@ -199,6 +199,7 @@ internal sealed class Qwen2ForCausalLM : nn.Module
     public Qwen2ForCausalLM(Qwen2Config config, ScalarType? dtype = null, Device? device = null) : base(nameof(Qwen2ForCausalLM))
     {
         config.Validate();
+        config.CheckFitsInMemory(dtype ?? config.DType, $"The {config.ModelType} config");
         Config = config;
         DType = dtype ?? config.DType;
         Device = device ?? torch.CPU;

@@ -52,8 +52,7 @@ public sealed class LocalModelCompletionSource : ICompletionSource, IDisposable
     {
         if (string.IsNullOrEmpty(modelDirectory)) throw new ArgumentNullException(nameof(modelDirectory));
         TorchRuntime.EnsureLoaded();
-        var tokenizer = ByteLevelBpeTokenizer.FromDirectory(modelDirectory);
-        var model = ModelCheckpoint.Load(modelDirectory);
+        var (model, tokenizer) = ModelFolder.Load(modelDirectory);
         return new LocalModelCompletionSource(model, tokenizer, template, maxBatchRows, ownsModel: true);
     }
 

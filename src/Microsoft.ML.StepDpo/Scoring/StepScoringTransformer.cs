@@ -37,6 +37,23 @@ public sealed class StepScoringTransformer : ChainedTransformer
     internal StepScorer Scorer { get; }
 
     /// <summary>
+    /// The most tokens (context + step) the scorer reads: the model's <c>max_position_embeddings</c>. The steps of a
+    /// solution that do not fit get no reward: NaN in <see cref="StepScoringColumns.StepRewards"/>, left out of the
+    /// total and of the first-error search (and the row is read no further than the context needs).
+    /// </summary>
+    public int ContextLength => Scorer.ContextLength;
+
+    /// <summary>
+    /// Fail a row whose solution does not fit <see cref="ContextLength"/> instead of leaving its last steps unscored.
+    /// Default false. The setting belongs to the loaded scorer, so it holds for every transformer sharing it in this process.
+    /// </summary>
+    public bool FailBeyondContext
+    {
+        get => Scorer.FailBeyondContext;
+        set => Scorer.FailBeyondContext = value;
+    }
+
+    /// <summary>
     /// Writes the trained policy: a Hugging Face folder (config.json, model.safetensors, tokenizer.json) after full
     /// fine-tuning, or the LoRA adapters in the PEFT layout (adapter_config.json, adapter_model.safetensors).
     /// </summary>

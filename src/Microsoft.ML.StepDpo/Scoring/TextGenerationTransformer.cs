@@ -98,7 +98,8 @@ internal static class GenerationBundle
         var m = JsonSerializer.Deserialize<Manifest>(File.ReadAllText(Path.Combine(dir, "generation.json")))
                 ?? throw new InvalidDataException("The language model's manifest is unreadable.");
         var modelDir = Path.Combine(dir, "model");
-        return new GenerationModel(ModelCheckpoint.Load(modelDir), ByteLevelBpeTokenizer.FromDirectory(modelDir),
+        var (model, tokenizer) = ModelFolder.Load(modelDir);
+        return new GenerationModel(model, tokenizer,
             new PromptTemplate(m.TemplateName, m.Template, m.Separator), m.MaxNewTokens);
     }
 }

@@ -121,5 +121,5 @@ internal static class ArithmeticSftRecipe
 
     /// <summary>Loads a folder written by <see cref="Save"/>.</summary>
     public static (Qwen2ForCausalLM Model, ByteLevelBpeTokenizer Tokenizer) Load(string directory) =>
-        (ModelCheckpoint.Load(directory), ByteLevelBpeTokenizer.FromDirectory(directory));
+        ModelFolder.Load(directory);
 }

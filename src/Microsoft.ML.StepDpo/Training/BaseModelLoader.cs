@@ -9,9 +9,13 @@ internal static class BaseModelLoader
     public static (Qwen2ForCausalLM Model, ByteLevelBpeTokenizer Tokenizer) Load(MLContext context, string? path, Qwen2ForCausalLM? model, ByteLevelBpeTokenizer? tokenizer)
     {
         if (model is not null)
-            return (StepDpoTrainer.Clone(model), tokenizer ?? throw new InvalidOperationException("An in-memory base model needs its tokenizer."));
+        {
+            if (tokenizer is null) throw new InvalidOperationException("An in-memory base model needs its tokenizer.");
+            ModelFolder.CheckVocabulary(model.Config.VocabSize, tokenizer, "(in memory)", "(in memory)");
+            return (StepDpoTrainer.Clone(model), tokenizer);
+        }
         if (path is null) throw new InvalidOperationException("Set BaseModelPath to a Hugging Face model folder.");
         if (!Directory.Exists(path)) throw new DirectoryNotFoundException($"Base model folder '{path}' does not exist.");
-        return (ModelCheckpoint.Load(path, device: TorchDevice.Select(context)), ByteLevelBpeTokenizer.FromDirectory(path));
+        return ModelFolder.Load(path, device: TorchDevice.Select(context));
     }
 }

@@ -43,7 +43,8 @@ public sealed class ModelStepVerifier : IStepVerifier
                 continue;
             }
             float r = scores.Rewards[k];
-            checks[k] = r < Threshold
+            checks[k] = float.IsNaN(r) ? new StepCheck(StepVerdict.Unknown, "beyond the model's context")
+                : r < Threshold
                 ? new StepCheck(StepVerdict.Incorrect, $"step reward {r:F3} below {Threshold:F3}")
                 : new StepCheck(StepVerdict.Unknown, $"step reward {r:F3}");
         }

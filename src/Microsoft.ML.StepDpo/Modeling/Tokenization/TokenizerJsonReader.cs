@@ -17,7 +17,16 @@ internal static class TokenizerJsonReader
         if (!File.Exists(path))
             throw new FileNotFoundException($"Tokenizer file '{path}' does not exist.", path);
         using var stream = File.OpenRead(path);
-        using var doc = JsonDocument.Parse(stream, new JsonDocumentOptions { MaxDepth = 256 });
+        JsonDocument doc;
+        try
+        {
+            doc = JsonDocument.Parse(stream, new JsonDocumentOptions { MaxDepth = 256 });
+        }
+        catch (JsonException e)
+        {
+            throw new InvalidDataException($"'{path}' is not valid JSON (empty or truncated?): {e.Message}", e);
+        }
+        using var _ = doc;
         try
         {
             return Read(doc.RootElement);
