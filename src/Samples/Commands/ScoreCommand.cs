@@ -30,6 +30,7 @@ internal sealed class ScoreCommand : ISampleCommand
 
     private static int Run(FileInfo model, FileInfo input, string promptField, string solutionField, FileInfo output)
     {
+        long beyondContext = 0;
         JsonlInput.RequireFile(model, "--model");
         JsonlInput.RequireFile(input, "--input");
         JsonlInput.RequireDistinct(input, output);
@@ -63,7 +64,9 @@ internal sealed class ScoreCommand : ISampleCommand
                 var s = engine.Predict(row);
                 obj.Remove("step_rewards");
                 obj.Remove("first_error_step");
-                obj["step_rewards"] = new JsonArray(s.StepRewards.Select(r => (JsonNode)r).ToArray());
+                // A step beyond the model's context has no reward (NaN): written as null, which JSON can hold, and counted.
+                beyondContext += s.StepRewards.Count(r => !float.IsFinite(r));
+                obj["step_rewards"] = new JsonArray(s.StepRewards.Select(r => float.IsFinite(r) ? (JsonNode?)r : null).ToArray());
                 obj["first_error_step"] = s.FirstErrorStep;
                 writer.WriteLine(obj.ToJsonString(s_json));
                 progress.Report(++done, total);
@@ -71,6 +74,9 @@ internal sealed class ScoreCommand : ISampleCommand
             return done;
         }));
         AnsiConsole.MarkupLineInterpolated($"Scored {rows} rows into [green]{output.FullName}[/].");
+        if (beyondContext > 0)
+            Console.Error.WriteLine($"warning: {beyondContext} steps lie beyond the model's context and have no reward (null in step_rewards; " +
+                                    "they do not count towards first_error_step).");
         return 0;
     }
 

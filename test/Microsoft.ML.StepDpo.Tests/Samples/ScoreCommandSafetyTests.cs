@@ -56,6 +56,20 @@ public sealed class ScoreCommandSafetyTests
             var input = Path.Combine(dir, "in.jsonl");
             File.WriteAllText(input, SamplesSafetyTests.TypedRow + "\n");
 
+            // A solution longer than the model's context (2048 character tokens): the steps beyond it have no reward,
+            // written as null (JSON has no NaN) and counted, instead of failing the row.
+            var longInput = Path.Combine(dir, "long.jsonl");
+            string longSolution = "Let's think step by step.\n" + string.Join("\n", Enumerable.Range(1, 250).Select(k => $"Step {k}: {k}+1={k + 1}."));
+            File.WriteAllText(longInput, new JsonObject { ["problem"] = "Mia counts.", ["solution"] = longSolution }.ToJsonString() + "\n");
+            var longOutput = Path.Combine(dir, "long-scored.jsonl");
+            var longRun = SamplesRun.Of("score", "--model", zip, "--input", longInput, "--prompt-field", "problem", "--solution-field", "solution", "--output", longOutput);
+            Assert.AreEqual(0, longRun.ExitCode, longRun.Stdout + longRun.Stderr);
+            var rewards = JsonNode.Parse(File.ReadAllLines(longOutput).Single())!["step_rewards"]!.AsArray();
+            Assert.AreEqual(250, rewards.Count);
+            Assert.IsNotNull(rewards[0], "the first steps fit the context");
+            Assert.IsNull(rewards[249], "the last steps lie beyond it");
+            StringAssert.Contains(longRun.Stderr, "beyond the model's context");
+
             var output = Path.Combine(dir, "new", "scored.jsonl");
             var ok = SamplesRun.Of("score", "--model", zip, "--input", input, "--prompt-field", "problem", "--solution-field", "solution", "--output", output);
             Assert.AreEqual(0, ok.ExitCode, ok.Stdout + ok.Stderr);
