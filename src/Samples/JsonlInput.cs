@@ -61,12 +61,14 @@ internal static class JsonlInput
     /// <summary>
     /// Reads the file once and checks the fields named on the command line (option → field): a field no row has is a
     /// usage error naming it and the fields the file has; rows lacking a field some rows have are counted and
-    /// reported on stderr (they are read as empty text). Returns the top-level field names in first-seen order.
-    /// Malformed lines are left to the reader, which reports them with file and line.
+    /// reported on stderr (they are read as empty text). Returns the number of non-blank lines (a command's progress
+    /// total, so that it need not read the file again). Malformed lines are left to the reader, which reports them with
+    /// file and line.
     /// </summary>
-    public static List<string> CheckFields(FileInfo input, params (string Option, string? Field)[] named)
+    public static long CheckFields(FileInfo input, params (string Option, string? Field)[] named)
     {
         var names = new List<string>();
+        long lines = 0;
         var seen = new HashSet<string>(StringComparer.Ordinal);
         var wanted = named.Where(n => n.Field is not null).Select(n => n.Field!).Distinct().ToList();
         var present = wanted.ToDictionary(f => f, _ => 0L, StringComparer.Ordinal);
@@ -74,6 +76,7 @@ internal static class JsonlInput
         foreach (var line in File.ReadLines(input.FullName))
         {
             if (string.IsNullOrWhiteSpace(line)) continue;
+            lines++;
             try
             {
                 using var doc = JsonDocument.Parse(line);
@@ -95,6 +98,6 @@ internal static class JsonlInput
         foreach (var f in wanted)
             if (present[f] < rows)
                 Console.Error.WriteLine($"warning: {input.FullName}: {rows - present[f]} of {rows} rows lack the field '{f}'; they are read as empty text.");
-        return names;
+        return lines;
     }
 }

@@ -17,35 +17,14 @@ internal static class JsonlWriter
     /// Writes the given columns (all visible columns when null) of <paramref name="data"/>. Text, Boolean,
     /// Single, Double, Int32, Int64 and UInt32 columns, scalar or vector (vectors become arrays), are supported.
     /// </summary>
-    public static long Write(IDataView data, Stream stream, IEnumerable<string>? columns = null) =>
-        WrappedErrors.Run(() => WriteRows(data, stream, columns));
-
-    private static long WriteRows(IDataView data, Stream stream, IEnumerable<string>? columns)
+    public static long Write(IDataView data, Stream stream, IEnumerable<string>? columns = null)
     {
         var schema = data.Schema;
         var cols = (columns is null
             ? schema.Where(c => !c.IsHidden)
             : columns.Select(n => SchemaChecks.Column(schema, n, nameof(columns))))
             .ToArray();
-        using var cursor = data.GetRowCursor(cols);
-        var writers = cols.Select(c => MakeWriter(cursor, c)).ToArray();
-        using var json = new Utf8JsonWriter(stream, s_options);
-        long rows = 0;
-        while (cursor.MoveNext())
-        {
-            json.WriteStartObject();
-            for (int i = 0; i < cols.Length; i++)
-            {
-                json.WritePropertyName(cols[i].Name);
-                writers[i](json);
-            }
-            json.WriteEndObject();
-            json.Flush();
-            stream.WriteByte((byte)'\n');
-            json.Reset();
-            rows++;
-        }
-        return rows;
+        return WrappedErrors.Run(() => WriteRows(data, stream, cols, passThrough: null));
     }
 
     /// <summary>
@@ -65,37 +44,46 @@ internal static class JsonlWriter
         var schema = data.Schema;
         var raw = SchemaChecks.TextColumn(schema, rawJsonColumn);
         var added = addedColumns.Select(n => SchemaChecks.Column(schema, n, nameof(addedColumns))).ToArray();
-        var names = new HashSet<string>(addedColumns, StringComparer.Ordinal);
-        return AtomicFile.Write(path, stream =>
+        return AtomicFile.Write(path, stream => WriteRows(data, stream, added, raw));
+    }
+
+    /// <summary>
+    /// One object per row: the properties of the JSON object in <paramref name="passThrough"/> (when given) that no
+    /// written column replaces, then <paramref name="cols"/>.
+    /// </summary>
+    private static long WriteRows(IDataView data, Stream stream, DataViewSchema.Column[] cols, DataViewSchema.Column? passThrough)
+    {
+        using var cursor = data.GetRowCursor(passThrough is { } p ? cols.Append(p) : cols);
+        var writers = cols.Select(c => MakeWriter(cursor, c)).ToArray();
+        var rawGetter = passThrough is { } column ? cursor.GetGetter<ReadOnlyMemory<char>>(column) : null;
+        var replaced = new HashSet<string>(cols.Select(c => c.Name), StringComparer.Ordinal);
+        using var json = new Utf8JsonWriter(stream, s_options);
+        ReadOnlyMemory<char> line = default;
+        long rows = 0;
+        while (cursor.MoveNext())
         {
-            using var cursor = data.GetRowCursor(added.Append(raw));
-            var rawGetter = cursor.GetGetter<ReadOnlyMemory<char>>(raw);
-            var writers = added.Select(c => MakeWriter(cursor, c)).ToArray();
-            using var json = new Utf8JsonWriter(stream, s_options);
-            ReadOnlyMemory<char> line = default;
-            long rows = 0;
-            while (cursor.MoveNext())
+            json.WriteStartObject();
+            if (rawGetter is not null)
             {
                 rawGetter(ref line);
                 using var doc = JsonDocument.Parse(line);
                 if (doc.RootElement.ValueKind != JsonValueKind.Object)
-                    throw new InvalidDataException($"Column '{rawJsonColumn}' of row {rows + 1} is not a JSON object.");
-                json.WriteStartObject();
+                    throw new InvalidDataException($"Column '{passThrough!.Value.Name}' of row {rows + 1} is not a JSON object.");
                 foreach (var property in doc.RootElement.EnumerateObject())
-                    if (!names.Contains(property.Name)) property.WriteTo(json);
-                for (int i = 0; i < added.Length; i++)
-                {
-                    json.WritePropertyName(added[i].Name);
-                    writers[i](json);
-                }
-                json.WriteEndObject();
-                json.Flush();
-                stream.WriteByte((byte)'\n');
-                json.Reset();
-                rows++;
+                    if (!replaced.Contains(property.Name)) property.WriteTo(json);
             }
-            return rows;
-        });
+            for (int i = 0; i < cols.Length; i++)
+            {
+                json.WritePropertyName(cols[i].Name);
+                writers[i](json);
+            }
+            json.WriteEndObject();
+            json.Flush();
+            stream.WriteByte((byte)'\n');
+            json.Reset();
+            rows++;
+        }
+        return rows;
     }
 
     private static Action<Utf8JsonWriter> MakeWriter(DataViewRowCursor cursor, DataViewSchema.Column column)

@@ -55,7 +55,7 @@ internal sealed class LocateCommand : ISampleCommand
         if (names.Contains("rollout") && answerField is null)
             throw new UsageException("The rollout verifier needs --answer-field (the reference answers); add it or drop rollout from --verifiers.");
 
-        JsonlInput.CheckFields(input, ("--problem-field", problemField), ("--solution-field", solutionField),
+        long total = JsonlInput.CheckFields(input, ("--problem-field", problemField), ("--solution-field", solutionField),
             ("--answer-field", answerField), ("--reference-solution-field", referenceField));
 
         using var resources = new Resources();
@@ -73,7 +73,6 @@ internal sealed class LocateCommand : ISampleCommand
         var ml = new MLContext(seed: 0);
         var fieldNames = new[] { problemField, solutionField, answerField, referenceField }.OfType<string>().Distinct().ToArray();
         var data = ml.Data.LoadFromJsonl(input.FullName, fieldNames.Select(f => new JsonlField(f)).ToArray(), new JsonlReadOptions { RawJsonColumnName = EvalCommand.RawJson });
-        long total = File.ReadLines(input.FullName).LongCount(l => !string.IsNullOrWhiteSpace(l));
 
         long done = 0;
         IEstimator<ITransformer> pipeline = ml.Transforms.SegmentSteps("__steps", solutionField, segment switch

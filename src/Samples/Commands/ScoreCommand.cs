@@ -35,12 +35,11 @@ internal sealed class ScoreCommand : ISampleCommand
         JsonlInput.RequireFile(input, "--input");
         JsonlInput.RequireDistinct(input, output);
         JsonlInput.RequireDistinct(model, output);
-        JsonlInput.CheckFields(input, ("--prompt-field", promptField), ("--solution-field", solutionField));
+        long total = JsonlInput.CheckFields(input, ("--prompt-field", promptField), ("--solution-field", solutionField));
         var ml = new MLContext(0);
         ml.ComponentCatalog.RegisterAssembly(typeof(StepScoringTransformer).Assembly);
         var transformer = ml.Model.Load(model.FullName, out _);
         var engine = ml.Model.CreatePredictionEngine<Row, Scored>(transformer);
-        long total = File.ReadLines(input.FullName).LongCount(l => !string.IsNullOrWhiteSpace(l));
         // Written to a temporary file next to the output, which replaces it only once every row is scored.
         long rows = AtomicFile.Write(output.FullName, stream => ConsoleProgress.Run("scoring", progress =>
         {
