@@ -163,6 +163,8 @@ internal static class BundleArchive
             }
         }
         s_knownFiles[dir] = hashes;
+        // A new folder in the cache: keep the cache within its bound (this folder stays; folders in use stay).
+        UnpackedCacheLimit.Trim(PrivateCacheFolder.Root, UnpackedCacheLimit.MaxBytes, dir);
         return dir;
     }
 
