@@ -42,11 +42,12 @@ public sealed class TextGenerationTransformer : ChainedTransformer
     {
         var bundle = GenerationBundle.Create(model, tokenizer, template, maxNewTokens);
         sha = ScorerBundle.Sha256(bundle);
-        TextGenerationMapping.Register(sha, new GenerationModel(model, tokenizer, template, maxNewTokens));
+        var device = model.Device.type == TorchSharp.DeviceType.CPU ? null : model.Device;
+        TextGenerationMapping.Register(sha, new GenerationModel(model, tokenizer, template, maxNewTokens), device);
         var t = mlContext.Transforms;
-        IEstimator<ITransformer> mapping = t.CustomMapping<TextGenerationMapping.KeyInput, TextGenerationMapping.KeyOutput>(TextGenerationMapping.MapKey, TextGenerationMapping.KeyContractName)
+        IEstimator<ITransformer> mapping = t.CustomMapping(TextGenerationMapping.MapKeyOn(device), TextGenerationMapping.KeyContractName)
             .Append(t.Conversion.MapValue(TextGenerationMapping.BundleColumn, new[] { new KeyValuePair<string, byte[]>(LoadedBundles.WeightsKey, bundle) }, TextGenerationMapping.KeyColumn))
-            .Append(t.CustomMapping<TextGenerationMapping.Input, TextGenerationMapping.Output>(TextGenerationMapping.Map, TextGenerationMapping.ContractName));
+            .Append(t.CustomMapping(TextGenerationMapping.MapOn(device), TextGenerationMapping.ContractName));
         return PersistedMapping.Build(t, new BundleSettings { BundleSha256 = sha }, TextGenerationMapping.ConfigColumn, promptColumn,
             new[] { (TextGenerationMapping.PromptColumn, promptColumn) }, mapping,
             new[] { (TextGenerationMapping.TextColumn, outputColumn) }, TextGenerationMapping.InternalColumns);
@@ -92,13 +93,15 @@ internal static class GenerationBundle
         });
 
     /// <summary>Loads the model of a bundle whose hash <paramref name="sha"/> has been checked.</summary>
-    public static GenerationModel Load(ReadOnlySpan<byte> bundle, string sha)
+    public static GenerationModel Load(ReadOnlySpan<byte> bundle, string sha, TorchSharp.torch.Device? device = null)
     {
+        // The unpacked folder is in use (not evicted from the cache) until the model is read from it.
+        using var inUse = UnpackedCacheLimit.Use(BundleArchive.CacheDirectory("stepdpo-generators"), sha);
         string dir = BundleArchive.Unpack(bundle, sha, "stepdpo-generators", "generation.json", "language model");
         var m = JsonSerializer.Deserialize<Manifest>(File.ReadAllText(Path.Combine(dir, "generation.json")))
                 ?? throw new InvalidDataException("The language model's manifest is unreadable.");
         var modelDir = Path.Combine(dir, "model");
-        var (model, tokenizer) = ModelFolder.Load(modelDir);
+        var (model, tokenizer) = ModelFolder.Load(modelDir, device: device);
         return new GenerationModel(model, tokenizer,
             new PromptTemplate(m.TemplateName, m.Template, m.Separator), m.MaxNewTokens);
     }
@@ -116,7 +119,7 @@ internal static class TextGenerationMapping
     public const string TextColumn = "__stepdpo_generation_text";
     public static readonly string[] InternalColumns = { KeyColumn, BundleColumn, PromptColumn, TextColumn };
 
-    public static void Register(string sha, GenerationModel model) => LoadedBundles.Register(sha, model);
+    public static void Register(string sha, GenerationModel model, TorchSharp.torch.Device? device) => LoadedBundles.Register(sha, model, device);
 
     /// <summary>Input of the key mapping: the config column, whose bundle hash says whether the weights are needed.</summary>
     public sealed class KeyInput
@@ -130,13 +133,15 @@ internal static class TextGenerationMapping
         [ColumnName(KeyColumn)] public string Key { get; set; } = "";
     }
 
-    public static void MapKey(KeyInput input, KeyOutput output) =>
-        output.Key = LoadedBundles.KeyFor(PersistedMapping.ReadConfig<BundleSettings>(input.Config).BundleSha256);
+    /// <summary>The key mapping for a model on <paramref name="device"/> (null: the CPU).</summary>
+    public static Action<KeyInput, KeyOutput> MapKeyOn(TorchSharp.torch.Device? device) => (input, output) =>
+        output.Key = LoadedBundles.KeyFor(PersistedMapping.ReadConfig<BundleSettings>(input.Config).BundleSha256, device);
 
     [CustomMappingFactoryAttribute(KeyContractName)]
     public sealed class KeyFactory : CustomMappingFactory<KeyInput, KeyOutput>
     {
-        public override Action<KeyInput, KeyOutput> GetMapping() => MapKey;
+        // Created while the model loads: the device named for that load (LoadedModelDevice), else the CPU.
+        public override Action<KeyInput, KeyOutput> GetMapping() => MapKeyOn(LoadedModelDevice.Current);
     }
 
     public sealed class Input
@@ -151,21 +156,23 @@ internal static class TextGenerationMapping
         [ColumnName(TextColumn)] public string Text { get; set; } = "";
     }
 
-    public static void Map(Input input, Output output)
+    /// <summary>The generating mapping for a model on <paramref name="device"/> (null: the CPU).</summary>
+    public static Action<Input, Output> MapOn(TorchSharp.torch.Device? device) => (input, output) =>
     {
         var settings = PersistedMapping.ReadConfig<BundleSettings>(input.Config);
         var sha = settings.BundleSha256;
         var model = LoadedBundles.Resolve(sha, input.Bundle, bytes =>
         {
             LoadedBundles.CheckHash(bytes, sha, "language model");
-            return GenerationBundle.Load(bytes, sha);
-        }, "language model");
+            return GenerationBundle.Load(bytes, sha, device);
+        }, "language model", device);
         output.Text = model.Generate(input.Prompt);
-    }
+    };
 
     [CustomMappingFactoryAttribute(ContractName)]
     public sealed class Factory : CustomMappingFactory<Input, Output>
     {
-        public override Action<Input, Output> GetMapping() => Map;
+        // Created while the model loads: the device named for that load (LoadedModelDevice), else the CPU.
+        public override Action<Input, Output> GetMapping() => MapOn(LoadedModelDevice.Current);
     }
 }

@@ -57,6 +57,13 @@ public sealed class StepDpoTrainer : LanguageModelTrainer<StepScoringTransformer
         public double ErrorThreshold { get; set; }
         /// <summary>Column names of the fitted step scorer.</summary>
         public StepScoringColumns ScoringColumns { get; set; } = new();
+        /// <summary>
+        /// Where the saved scorer's weights live after full fine-tuning: in the zip up to
+        /// <see cref="ScorerWeightsOptions.EmbedLimitBytes"/> (default 256 MiB for policy and reference together), else
+        /// the trained policy is written to <see cref="ScorerWeightsOptions.PolicyDirectory"/> (then required) and the zip
+        /// references it and the base model folder by path and SHA-256. Not used with LoRA.
+        /// </summary>
+        public ScorerWeightsOptions ScorerWeights { get; set; } = new();
 
         internal override IEnumerable<KeyValuePair<string, string>> MathSettings()
         {
@@ -80,6 +87,7 @@ public sealed class StepDpoTrainer : LanguageModelTrainer<StepScoringTransformer
         _options = options;
         _answerLevel = answerLevel;
         if (!(options.Beta > 0)) throw new ArgumentOutOfRangeException(nameof(options), "Beta must be positive.");
+        (options.ScorerWeights ?? throw new ArgumentNullException(nameof(options), "Options.ScorerWeights must not be null.")).Validate();
     }
 
     private protected override string Method => _answerLevel ? "DPO" : "Step-DPO";
@@ -117,6 +125,10 @@ public sealed class StepDpoTrainer : LanguageModelTrainer<StepScoringTransformer
         var o = _options;
         var rows = ReadRows(input);
         var (policy, tokenizer) = run.LoadBaseModel();
+        // Decided before training: a full fine-tune too large to embed in the zip writes its policy to a folder that the
+        // scorer references (an error now, not after training, when that cannot be done).
+        string? referenceFolder = o.BaseModel is null ? o.BaseModelPath : null;
+        string? policyFolder = o.UseLora ? null : o.ScorerWeights.PolicyFolderFor(2 * WeightBytes(policy), referenceFolder);
         // Full fine-tuning trains every weight, so the reference model πref is a frozen copy of the start; with LoRA it
         // is the same network with the adapters disabled.
         Qwen2ForCausalLM? reference = o.UseLora ? null : Clone(policy);
@@ -142,10 +154,19 @@ public sealed class StepDpoTrainer : LanguageModelTrainer<StepScoringTransformer
         run.Optimize(model, objective, pairs);
 
         var scorer = new StepScorer(policy, reference, tokenizer, o.Template, o.Beta, o.ErrorThreshold);
-        var chain = StepScoringTransformer.BuildChain(Context, scorer, o.BaseModelPath, o.ScoringColumns, out _);
+        if (policyFolder is not null)
+        {
+            ModelCheckpoint.Save(policy, policyFolder);
+            tokenizer.Save(policyFolder);
+            run.Log($"Trained policy written to '{policyFolder}'; the step scorer references it and '{referenceFolder}' by path and SHA-256.");
+        }
+        var chain = StepScoringTransformer.BuildChain(Context, scorer, o.BaseModelPath, o.ScoringColumns, out _, policyFolder: policyFolder);
         var schemaOnly = Context.Data.LoadFromEnumerable(new[] { new ScoringSchemaRow() }, SchemaFor(o.ScoringColumns));
-        return new StepScoringTransformer(chain.Fit(schemaOnly), scorer);
+        return new StepScoringTransformer(chain.Fit(schemaOnly), scorer, policyFolder);
     }
+
+    /// <summary>Bytes of a model's weights as stored (its parameters at their dtype).</summary>
+    private static long WeightBytes(Qwen2ForCausalLM model) => model.parameters().Sum(p => p.numel() * p.ElementSize);
 
     private sealed class ScoringSchemaRow
     {

@@ -84,6 +84,8 @@ internal sealed class TrainCommand : ISampleCommand
             BatchSize = a.BatchSize, MaxLength = a.MaxLength, MaxPromptLength = Math.Max(1, a.MaxLength / 2), UseLora = a.Lora, Seed = a.Seed,
             PromptColumnName = a.PromptField, CheckpointDirectory = Path.Combine(a.Output.FullName, "checkpoints"), CheckpointInterval = a.CheckpointInterval, RestartFromScratch = a.Restart,
             MetricsPath = Path.Combine(a.Output.FullName, "metrics.jsonl"),
+            // A scorer too large to embed in the zip references the trained policy in OUTPUT/model (and the base model folder).
+            ScorerWeights = new() { PolicyDirectory = Path.Combine(a.Output.FullName, "model") },
         };
         ml.Log += (_, e) => { if (e.Message.Contains("rows used", StringComparison.Ordinal) || e.Message.Contains("Resumed from checkpoint", StringComparison.Ordinal)) AnsiConsole.WriteLine(e.Message); };
         var trainer = step ? ml.StepDpo().Trainers.StepDpo(options) : ml.StepDpo().Trainers.Dpo(options);
@@ -96,7 +98,7 @@ internal sealed class TrainCommand : ISampleCommand
         var zip = Path.Combine(a.Output.FullName, "model.zip");
         ml.Model.Save(scorer, null, zip);
         var hf = Path.Combine(a.Output.FullName, "model");
-        scorer.SavePolicy(hf);
+        scorer.SavePolicy(hf); // nothing to do when the scorer references that folder: the trainer wrote it
         AnsiConsole.MarkupLineInterpolated($"Wrote the step scorer to [green]{zip}[/] and the trained model to [green]{hf}[/].");
         return 0;
     }

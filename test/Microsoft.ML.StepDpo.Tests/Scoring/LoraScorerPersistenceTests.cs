@@ -132,4 +132,52 @@ public sealed class LoraScorerPersistenceTests
             Directory.Delete(dir, true);
         }
     }
+
+    [TestMethod]
+    public void AZipFromBeforePerFileHashesStillLoadsAndItsBaseIsHashedOncePerChange()
+    {
+        var ml = new MLContext(seed: 1);
+        var (model, tok) = TinyModel();
+        string dir = Directory.CreateTempSubdirectory("stepdpo-lora-v1-").FullName;
+        try
+        {
+            string baseDir = Path.Combine(dir, "base");
+            ModelCheckpoint.Save(model, baseDir);
+            tok.Save(baseDir);
+            model.Dispose();
+            var o = Options();
+            o.BaseModelPath = baseDir;
+            var trained = ml.StepDpo().Trainers.StepDpo(o).Fit(ml.Data.LoadFromEnumerable(Pairs())).Scorer;
+            // The bundle as format 1 wrote it: the base referenced by path and one SHA-256 over its files.
+            var bundle = BundleArchive.Create(staging =>
+            {
+                var manifest = new ScorerManifest
+                {
+                    Beta = trained.Beta, Threshold = trained.Threshold, Lora = true, TemplateName = Template.Name, Template = Template.Template,
+                    Separator = Template.Separator, BaseModelPath = Path.GetFullPath(baseDir), BaseModelSha256 = ModelHash.OfFolder(baseDir),
+                };
+                LoraAdapters.Save(trained.Policy, Path.Combine(staging, "adapters"), manifest.BaseModelPath);
+                trained.Tokenizer.Save(Path.Combine(staging, "adapters"));
+                File.WriteAllText(Path.Combine(staging, "scorer.json"), System.Text.Json.JsonSerializer.Serialize(manifest));
+            });
+            var sha = ScorerBundle.Sha256(bundle);
+            int reads = FileHashCache.FolderReads(baseDir);
+            foreach (var round in new[] { 1, 2 })
+            {
+                FileHashCache.ForgetInMemory(); // as a new process
+                using var loaded = ScorerBundle.Load(bundle, sha);
+                foreach (var input in Inputs)
+                    CollectionAssert.AreEqual(trained.Score(input.prompt, input.solution).Rewards, loaded.Score(input.prompt, input.solution).Rewards, $"load {round}");
+                Assert.AreEqual(reads + 1, FileHashCache.FolderReads(baseDir), "the base is hashed at the first load only");
+            }
+
+            string weights = Path.Combine(baseDir, "model.safetensors");
+            var bytes = File.ReadAllBytes(weights);
+            bytes[^3] ^= 0x40;
+            File.WriteAllBytes(weights, bytes);
+            var changed = Assert.ThrowsExactly<InvalidDataException>(() => ScorerBundle.Load(bundle, sha));
+            StringAssert.Contains(changed.Message, $"base model folder '{Path.GetFullPath(baseDir)}' has changed since the step scorer was trained");
+        }
+        finally { Directory.Delete(dir, true); }
+    }
 }
