@@ -10,8 +10,9 @@ namespace Microsoft.ML.StepDpo.Scoring;
 /// The stateless custom mapping behind <see cref="StepScoringTransformer"/> (see Persistence/PersistedMapping.cs).
 /// The scorer's weights travel in the zip as one byte vector produced by a ValueMapping, looked up by a key that a
 /// second stateless mapping (<see cref="MapKeyOn"/>) emits only while the scorer is not loaded in this process: the
-/// first row loads the scorer from that vector and caches it by content hash, later rows get an empty vector and
-/// reuse it (see <see cref="LoadedBundles"/>).
+/// first row loads the scorer from that vector and caches it by content hash and device, later rows get an empty vector
+/// and reuse it (see <see cref="LoadedBundles"/>). The vector holds the weights themselves only when they are small;
+/// otherwise it holds references to the model folders (see <see cref="ScorerBundle"/>).
 /// </summary>
 internal static class StepScoringMapping
 {

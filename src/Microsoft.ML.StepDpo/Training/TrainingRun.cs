@@ -63,10 +63,12 @@ internal sealed class TrainingRun
     }
 
     // What a checkpoint of this run records besides the loop's settings and data: the method, the base model and the options.
+    // A base folder's hash is remembered per user by its files' sizes and times (FileHashCache), so a multi-GB base is
+    // read once, not at every Fit.
     private List<KeyValuePair<string, string>> RunIdentity()
     {
         var items = new List<KeyValuePair<string, string>> { new("method", Method) };
-        items.Add(new("base model sha256", Options.BaseModel is { } inMemory ? ModelHash.OfWeights(inMemory) : ModelHash.OfFolder(Options.BaseModelPath!)));
+        items.Add(new("base model sha256", Options.BaseModel is { } inMemory ? ModelHash.OfWeights(inMemory) : Scoring.FileHashCache.OfFolder(Options.BaseModelPath!)));
         items.AddRange(Options.MathSettings());
         return items;
     }
