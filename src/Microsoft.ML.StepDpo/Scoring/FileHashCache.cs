@@ -27,8 +27,21 @@ internal static class FileHashCache
     private static Dictionary<string, Entry>? s_entries;
     private static readonly ConcurrentDictionary<string, int> s_reads = new(StringComparer.Ordinal);
 
-    /// <summary>The record file.</summary>
-    internal static string RecordPath => Path.Combine(PrivateCacheFolder.Root, FileName);
+    private static string? s_recordPath;
+
+    /// <summary>The record file; tests point it elsewhere (null: back to the per-user one), which forgets the entries in memory.</summary>
+    internal static string? RecordPath
+    {
+        get => s_recordPath ?? Path.Combine(PrivateCacheFolder.Root, FileName);
+        set
+        {
+            lock (s_lock)
+            {
+                s_recordPath = value;
+                s_entries = null;
+            }
+        }
+    }
 
     /// <summary>How many times this process read <paramref name="path"/> through SHA-256 (tests: a hit reads nothing).</summary>
     internal static int Reads(string path) => s_reads.GetValueOrDefault(Path.GetFullPath(path));
@@ -104,8 +117,9 @@ internal static class FileHashCache
     {
         try
         {
-            if (!File.Exists(RecordPath)) return new(StringComparer.Ordinal);
-            using var stream = File.OpenRead(RecordPath);
+            string path = RecordPath!;
+            if (!File.Exists(path)) return new(StringComparer.Ordinal);
+            using var stream = File.OpenRead(path);
             return JsonSerializer.Deserialize<Dictionary<string, Entry>>(stream) is { } read
                 ? new Dictionary<string, Entry>(read, StringComparer.Ordinal)
                 : new(StringComparer.Ordinal);
@@ -121,21 +135,22 @@ internal static class FileHashCache
     private static void Save()
     {
         var merged = Read();
-        foreach (var (path, entry) in s_entries!)
-            if (!merged.TryGetValue(path, out var other) || other.Recorded <= entry.Recorded) merged[path] = entry;
+        foreach (var (key, entry) in s_entries!)
+            if (!merged.TryGetValue(key, out var other) || other.Recorded <= entry.Recorded) merged[key] = entry;
         if (merged.Count > MaxEntries)
             merged = merged.OrderByDescending(kv => kv.Value.Recorded).Take(MaxEntries).ToDictionary(kv => kv.Key, kv => kv.Value, StringComparer.Ordinal);
         s_entries = merged;
-        string tmp = RecordPath + ".tmp-" + Guid.NewGuid().ToString("N");
+        string path = RecordPath!;
+        string tmp = path + ".tmp-" + Guid.NewGuid().ToString("N");
         try
         {
             File.WriteAllText(tmp, JsonSerializer.Serialize(merged));
-            File.Move(tmp, RecordPath, overwrite: true);
+            File.Move(tmp, path, overwrite: true);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             try { File.Delete(tmp); } catch (IOException) { } catch (UnauthorizedAccessException) { }
-            System.Diagnostics.Trace.TraceWarning($"Could not record file hashes in '{RecordPath}': {e.Message}");
+            System.Diagnostics.Trace.TraceWarning($"Could not record file hashes in '{path}': {e.Message}");
         }
     }
 }

@@ -5,7 +5,8 @@ namespace Microsoft.ML.StepDpo.Tests.Scoring;
 /// <summary>
 /// A referenced weight file is hashed once per content: the per-user record answers while its size and last-write time
 /// are unchanged (in this process and, through the record file, in the next), and a file whose time or size changed is
-/// read again.
+/// read again. Each test records into a file of its own, so that other processes of this user (which share the
+/// per-user record) neither see nor disturb it.
 /// </summary>
 [TestClass]
 public sealed class FileHashCacheTests
@@ -14,6 +15,7 @@ public sealed class FileHashCacheTests
     public void AFileIsHashedOnceUntilItsSizeOrTimeChanges()
     {
         var dir = Directory.CreateTempSubdirectory("stepdpo-hashes-").FullName;
+        FileHashCache.RecordPath = Path.Combine(dir, "file-hashes.json");
         try
         {
             var file = Path.Combine(dir, "model.safetensors");
@@ -25,7 +27,7 @@ public sealed class FileHashCacheTests
             Assert.AreEqual(1, FileHashCache.Reads(file));
             Assert.AreEqual(expected, FileHashCache.Sha256(file));
             Assert.AreEqual(1, FileHashCache.Reads(file), "a hit reads nothing");
-            Assert.IsTrue(File.ReadAllText(FileHashCache.RecordPath).Contains(expected, StringComparison.Ordinal), "recorded on disk");
+            Assert.IsTrue(File.ReadAllText(FileHashCache.RecordPath!).Contains(expected, StringComparison.Ordinal), "recorded on disk");
 
             FileHashCache.ForgetInMemory(); // as a new process: the record on disk answers
             Assert.AreEqual(expected, FileHashCache.Sha256(file));
@@ -43,15 +45,19 @@ public sealed class FileHashCacheTests
             Assert.AreEqual(changed, FileHashCache.Sha256(file));
             Assert.AreEqual(3, FileHashCache.Reads(file));
         }
-        finally { Directory.Delete(dir, true); }
+        finally
+        {
+            FileHashCache.RecordPath = null;
+            Directory.Delete(dir, true);
+        }
     }
 
     [TestMethod]
     public void AnUnreadableRecordOnlyCostsHashingAgain()
     {
         var dir = Directory.CreateTempSubdirectory("stepdpo-hashes-").FullName;
-        var record = FileHashCache.RecordPath;
-        var saved = File.Exists(record) ? File.ReadAllBytes(record) : null;
+        var record = Path.Combine(dir, "file-hashes.json");
+        FileHashCache.RecordPath = record;
         try
         {
             var file = Path.Combine(dir, "config.json");
@@ -65,8 +71,7 @@ public sealed class FileHashCacheTests
         }
         finally
         {
-            if (saved is not null) File.WriteAllBytes(record, saved);
-            FileHashCache.ForgetInMemory();
+            FileHashCache.RecordPath = null;
             Directory.Delete(dir, true);
         }
     }
