@@ -3,6 +3,7 @@ using Microsoft.ML.StepDpo.Data;
 using Microsoft.ML.StepDpo.Modeling;
 using Microsoft.ML.StepDpo.Scoring;
 using TorchSharp;
+using static TorchSharp.torch;
 
 namespace Microsoft.ML.StepDpo.Training;
 
@@ -179,10 +180,11 @@ public sealed class StepDpoTrainer : LanguageModelTrainer<StepScoringTransformer
         return rows;
     }
 
-    /// <summary>An independent copy with the same weights (the frozen reference model πref of full fine-tuning).</summary>
-    internal static Qwen2ForCausalLM Clone(Qwen2ForCausalLM source)
+    /// <summary>An independent copy with the same weights (the frozen reference model πref of full fine-tuning), on
+    /// <paramref name="device"/> (default: the source's).</summary>
+    internal static Qwen2ForCausalLM Clone(Qwen2ForCausalLM source, Device? device = null)
     {
-        var copy = new Qwen2ForCausalLM(source.Config, source.DType, source.Device);
+        var copy = new Qwen2ForCausalLM(source.Config, source.DType, device ?? source.Device);
         using var noGrad = torch.no_grad();
         var src = source.named_parameters().GroupBy(p => p.name).ToDictionary(g => g.Key, g => g.First().parameter);
         foreach (var (name, p) in copy.named_parameters()) p.copy_(src[name]);
