@@ -119,8 +119,10 @@ public sealed class StepDpoTrainer : LanguageModelTrainer<StepScoringTransformer
         var rows = ReadRows(input);
         var (policy, tokenizer) = run.LoadBaseModel();
         // Full fine-tuning trains every weight, so the reference model πref is a frozen copy of the start; with LoRA it
-        // is the same network with the adapters disabled.
-        Qwen2ForCausalLM? reference = o.UseLora ? null : Clone(policy);
+        // is the same network with the adapters disabled. With cached reference log-probs the copy is not needed while
+        // training (they come from the policy before its first update), only by the scorer: it is loaded after training,
+        // so the training peak holds one model less.
+        Qwen2ForCausalLM? reference = o.UseLora || o.PrecomputeReferenceLogProbs ? null : Clone(policy);
 
         var builder = new PreferencePairBuilder(tokenizer, o.Template, o.MaxLength, o.MaxPromptLength, o.AppendEos);
         var report = new PairBuildReport();
@@ -141,6 +143,8 @@ public sealed class StepDpoTrainer : LanguageModelTrainer<StepScoringTransformer
             Cache = cache, ReferenceModel = cache is null && reference is not null ? new Qwen2TrainingModel(reference) : null,
         };
         run.Optimize(model, objective, pairs);
+        if (!o.UseLora && reference is null)
+            reference = BaseModelLoader.Load(Context, o.BaseModelPath, o.BaseModel, o.BaseTokenizer).Model;
 
         var scorer = new StepScorer(policy, reference, tokenizer, o.Template, o.Beta, o.ErrorThreshold);
         var chain = StepScoringTransformer.BuildChain(Context, scorer, o.BaseModelPath, o.ScoringColumns, out _);
