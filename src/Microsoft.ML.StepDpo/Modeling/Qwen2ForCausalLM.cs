@@ -47,7 +47,9 @@ internal sealed class TokenEmbedding : nn.Module
     public Tensor forward(Tensor ids)
     {
         var shape = ids.shape.Append(weight.shape[1]).ToArray();
-        return weight.index_select(0, ids.reshape(-1)).reshape(shape);
+        // Advanced indexing (weight[ids]) rather than index_select: the same rows, and it also runs on the meta device,
+        // where libtorch has no index_select kernel (the device-placement tests run the model there).
+        return weight.index(new[] { ids.reshape(-1) }).reshape(shape);
     }
 }
 
@@ -61,7 +63,7 @@ internal static class Rotary
         // fp32 like Hugging Face; fp64 only when the whole model is fp64 (used by exactness tests).
         var ft = dtype == ScalarType.Float64 ? ScalarType.Float64 : ScalarType.Float32;
         var exponents = torch.arange(Num(0), Num(headDim), Num(2), dtype: ScalarType.Int64, device: positions.device).to(ft) / Num(headDim);
-        var invFreq = Num(1.0) / torch.pow(torch.tensor(theta), exponents);          // [d/2]
+        var invFreq = Num(1.0) / torch.pow(torch.tensor(theta, dtype: ft, device: positions.device), exponents);          // [d/2]
         var freqs = positions.to(ft).unsqueeze(-1) * invFreq;                        // [B,T,d/2]
         var emb = torch.cat(new[] { freqs, freqs }, -1).unsqueeze(1);                 // [B,1,T,d]
         return (emb.cos().to(dtype).MoveToOuterDisposeScope(), emb.sin().to(dtype).MoveToOuterDisposeScope());
@@ -106,11 +108,26 @@ internal sealed class Qwen2Attention : nn.Module
             (k, v) = cache.Append(layer, k, v, offset);
         k = RepeatKv(k); v = RepeatKv(v);
         // SDPA's is_casual mask is top-left aligned: only valid when queries and keys start together.
-        var y = mask is null
-            ? F.scaled_dot_product_attention(q, k, v, is_casual: T > 1 && k.shape[2] == T)
+        bool causal = T > 1 && k.shape[2] == T;
+        var y = q.device_type == DeviceType.META ? ShapeOnlyAttention(q, k, v, mask, causal)
+            : mask is null
+            ? F.scaled_dot_product_attention(q, k, v, is_casual: causal)
             : F.scaled_dot_product_attention(q, k, v, attn_mask: mask);
         y = y.transpose(1, 2).reshape(B, T, heads * headDim);
         return o_proj.forward(y).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// softmax(q·kᵀ/√d + mask)·v spelled out, for the meta device only: libtorch's SDPA has no meta kernel (its math path
+    /// uses where). Shapes and devices flow exactly as through SDPA; values are never computed on meta.
+    /// </summary>
+    internal static Tensor ShapeOnlyAttention(Tensor q, Tensor k, Tensor v, Tensor? mask, bool causal)
+    {
+        using var scope = torch.NewDisposeScope();
+        var scores = q.matmul(k.transpose(-2, -1)) * Num(1.0 / Math.Sqrt(q.shape[^1]));
+        var allowed = mask ?? (causal ? Qwen2ForCausalLM.CausalMask(q.shape[2], 0, q.device) : null);
+        if (allowed is not null) scores = scores + (allowed.to(scores.dtype) - Num(1.0)) * Num(1e9);
+        return scores.softmax(-1).matmul(v).MoveToOuterDisposeScope();
     }
 
     private Tensor RepeatKv(Tensor t)

@@ -151,35 +151,46 @@ internal static class SafeTensors
     public static void Write(string path, IEnumerable<(string Name, Tensor Tensor)> tensors, IReadOnlyDictionary<string, string>? metadata = null)
     {
         var list = tensors.ToList();
-        var header = new JsonObject();
-        var meta = new JsonObject();
-        foreach (var (k, v) in metadata ?? new Dictionary<string, string> { ["format"] = "pt" }) meta[k] = v;
-        header["__metadata__"] = meta;
-        long offset = 0;
-        foreach (var (name, t) in list)
-        {
-            long bytes = t.numel() * ElementSize(t.dtype);
-            header[name] = new JsonObject
-            {
-                ["dtype"] = DtypeName(t.dtype),
-                ["shape"] = new JsonArray(t.shape.Select(s => (JsonNode)s).ToArray()),
-                ["data_offsets"] = new JsonArray(offset, offset + bytes),
-            };
-            offset += bytes;
-        }
-        var json = Encoding.UTF8.GetBytes(header.ToJsonString());
-        int padded = (json.Length + 7) / 8 * 8;   // data section 8-byte aligned, padded with spaces
+        var header = Header(list.Select(t => (t.Name, t.Tensor.dtype, t.Tensor.shape)), metadata);
         using var stream = new FileStream(path, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 20);
-        Span<byte> len = stackalloc byte[8];
-        BinaryPrimitives.WriteInt64LittleEndian(len, padded);
-        stream.Write(len);
-        stream.Write(json);
-        for (int i = json.Length; i < padded; i++) stream.WriteByte((byte)' ');
+        stream.Write(header);
         foreach (var (_, t) in list)
         {
             if (t.numel() == 0) continue;
             using var c = t.detach().cpu().contiguous();
             c.WriteBytesToStream(stream);
         }
+    }
+
+    /// <summary>
+    /// The bytes before the data section: the 8-byte header length, then the JSON header — compact, "__metadata__"
+    /// first, then each tensor's dtype, shape and data_offsets in the given order (tensors stored back to back) — padded
+    /// with spaces to a multiple of 8 bytes, as the safetensors library writes it.
+    /// </summary>
+    internal static byte[] Header(IEnumerable<(string Name, ScalarType DType, long[] Shape)> tensors, IReadOnlyDictionary<string, string>? metadata = null)
+    {
+        var header = new JsonObject();
+        var meta = new JsonObject();
+        foreach (var (k, v) in metadata ?? new Dictionary<string, string> { ["format"] = "pt" }) meta[k] = v;
+        header["__metadata__"] = meta;
+        long offset = 0;
+        foreach (var (name, dtype, shape) in tensors)
+        {
+            long bytes = shape.Aggregate(1L, (a, b) => checked(a * b)) * ElementSize(dtype);
+            header[name] = new JsonObject
+            {
+                ["dtype"] = DtypeName(dtype),
+                ["shape"] = new JsonArray(shape.Select(s => (JsonNode)s).ToArray()),
+                ["data_offsets"] = new JsonArray(offset, offset + bytes),
+            };
+            offset += bytes;
+        }
+        var json = Encoding.UTF8.GetBytes(header.ToJsonString());
+        int padded = (json.Length + 7) / 8 * 8;   // data section 8-byte aligned, padded with spaces
+        var result = new byte[8 + padded];
+        BinaryPrimitives.WriteInt64LittleEndian(result, padded);
+        json.CopyTo(result, 8);
+        result.AsSpan(8 + json.Length).Fill((byte)' ');
+        return result;
     }
 }

@@ -43,16 +43,36 @@ public sealed class LocalModelCompletionSource : ICompletionSource, IDisposable
     }
 
     /// <summary>
-    /// Loads a Hugging Face model folder (config.json, model.safetensors[.index.json], tokenizer.json).
+    /// Loads a Hugging Face model folder (config.json, model.safetensors[.index.json], tokenizer.json) on the CPU; the
+    /// overload taking an <see cref="MLContext"/> chooses the device.
     /// </summary>
     /// <param name="modelDirectory">The folder.</param>
     /// <param name="template">How the problem and the partial solution become the prompt.</param>
     /// <param name="maxBatchRows">Most sequences generated together. Default 32.</param>
-    public static LocalModelCompletionSource Load(string modelDirectory, PromptTemplate template, int maxBatchRows = 32)
+    public static LocalModelCompletionSource Load(string modelDirectory, PromptTemplate template, int maxBatchRows = 32) =>
+        Load(modelDirectory, template, maxBatchRows, device: null);
+
+    /// <summary>
+    /// Loads a Hugging Face model folder on the device the context chooses, as the trainers do: CUDA device
+    /// <see cref="MLContext.GpuDeviceId"/> when set and a CUDA backend is loaded, else the CPU if
+    /// <see cref="MLContext.FallbackToCpu"/> allows it, else an error.
+    /// </summary>
+    /// <param name="context">Chooses the device.</param>
+    /// <param name="modelDirectory">The folder.</param>
+    /// <param name="template">How the problem and the partial solution become the prompt.</param>
+    /// <param name="maxBatchRows">Most sequences generated together. Default 32.</param>
+    public static LocalModelCompletionSource Load(MLContext context, string modelDirectory, PromptTemplate template, int maxBatchRows = 32)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        TorchRuntime.EnsureLoaded();
+        return Load(modelDirectory, template, maxBatchRows, TorchDevice.Select(context));
+    }
+
+    private static LocalModelCompletionSource Load(string modelDirectory, PromptTemplate template, int maxBatchRows, TorchSharp.torch.Device? device)
     {
         if (string.IsNullOrEmpty(modelDirectory)) throw new ArgumentNullException(nameof(modelDirectory));
         TorchRuntime.EnsureLoaded();
-        var (model, tokenizer) = ModelFolder.Load(modelDirectory);
+        var (model, tokenizer) = ModelFolder.Load(modelDirectory, device: device);
         return new LocalModelCompletionSource(model, tokenizer, template, maxBatchRows, ownsModel: true);
     }
 

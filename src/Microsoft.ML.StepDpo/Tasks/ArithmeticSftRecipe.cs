@@ -29,6 +29,8 @@ internal sealed class ArithmeticSftSettings
     public string? InitialModel { get; set; }
     /// <summary>Seed of the problems, the initial weights and the data order.</summary>
     public int Seed { get; set; } = 1;
+    /// <summary>Where the model is created and trained (default: the CPU).</summary>
+    public TorchSharp.torch.Device? Device { get; set; }
     /// <summary>Optimizer settings (its seed is overwritten with <see cref="Seed"/>). Defaults: 1 epoch, lr 3e-3, 2048 tokens per step.</summary>
     public SftRunOptions Sft { get; set; } = new() { LearningRate = 3e-3, TokensPerBatch = 2048 };
 }
@@ -95,8 +97,8 @@ internal static class ArithmeticSftRecipe
         log?.Invoke(string.Create(CultureInfo.InvariantCulture,
             $"{sequences.Count} training problems, {sequences.Sum(s => s.Ids.Length)} tokens ({sequences.Sum(s => s.Ids.Length - s.ResponseStart)} labelled) per epoch"));
         var model = settings.InitialModel is string init
-            ? ModelCheckpoint.Load(init)
-            : Qwen2ForCausalLM.CreateRandom(ModelConfig(settings, tokenizer), seed: settings.Seed);
+            ? ModelCheckpoint.Load(init, device: settings.Device)
+            : Qwen2ForCausalLM.CreateRandom(ModelConfig(settings, tokenizer), device: settings.Device, seed: settings.Seed);
         try
         {
             onCreated?.Invoke(model);

@@ -12,7 +12,7 @@ internal static class BaseModelLoader
         {
             if (tokenizer is null) throw new InvalidOperationException("An in-memory base model needs its tokenizer.");
             ModelFolder.CheckVocabulary(model.Config.VocabSize, tokenizer, "(in memory)", "(in memory)");
-            return (StepDpoTrainer.Clone(model), tokenizer);
+            return (StepDpoTrainer.Clone(model, TorchDevice.Select(context)), tokenizer);   // the MLContext's device, like a loaded folder
         }
         if (path is null) throw new InvalidOperationException("Set BaseModelPath to a Hugging Face model folder.");
         if (!Directory.Exists(path)) throw new DirectoryNotFoundException($"Base model folder '{path}' does not exist.");

@@ -48,6 +48,13 @@ public abstract class LanguageModelTrainerOptions
     /// <summary>LoRA settings when <see cref="UseLora"/> is on.</summary>
     public LoraSettings Lora { get; set; } = new();
 
+    /// <summary>
+    /// Recompute each decoder layer's activations in the backward pass instead of keeping them (gradient checkpointing, as
+    /// the paper's runs): activation memory of one layer instead of all, for about one more forward pass of compute. The
+    /// gradients are the same. Default false.
+    /// </summary>
+    public bool GradientCheckpointing { get; set; }
+
     /// <summary>Torch intra-op threads; null keeps TorchSharp's default.</summary>
     public int? Threads { get; set; }
     /// <summary>

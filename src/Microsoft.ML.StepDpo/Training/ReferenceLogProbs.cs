@@ -15,6 +15,13 @@ internal sealed class ReferenceLogProbs
 
     public int Count => _chosen.Length;
 
+    /// <summary>A cache of known values (tests, and runs that computed them elsewhere).</summary>
+    internal static ReferenceLogProbs FromValues(double[] chosen, double[] rejected)
+    {
+        if (chosen.Length != rejected.Length) throw new ArgumentException("One chosen and one rejected value per pair.");
+        return new ReferenceLogProbs((double[])chosen.Clone(), (double[])rejected.Clone());
+    }
+
     /// <summary>Computes log πref for every pair, in batches, with the model's reference view (adapters off under LoRA).</summary>
     public static ReferenceLogProbs Compute(ICausalLanguageModel model, IReadOnlyList<TokenizedPair> pairs, int batchSize, bool prefixSharing,
         IProgress<int>? progress = null, CancellationToken cancellationToken = default)

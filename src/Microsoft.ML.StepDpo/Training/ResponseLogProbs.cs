@@ -29,7 +29,7 @@ internal static class ResponseLogProbs
             slot[n] = labels[n].Pair + labels[n].Side * batch.Pairs;
         }
         var flat = features.reshape(-1, features.shape[2]);
-        var picked = flat.index_select(0, torch.tensor(flatIndex, device: device));
+        var picked = flat.index(new[] { torch.tensor(flatIndex, device: device) });   // = index_select(0, ·), which meta lacks
         var logits = toLogits is null ? picked : toLogits(picked);
         // Log-softmax in at least fp32 (bf16 logits lose too much in the sum over a step).
         var dtype = logits.dtype == ScalarType.Float64 ? ScalarType.Float64 : ScalarType.Float32;
@@ -37,9 +37,11 @@ internal static class ResponseLogProbs
             .gather(1, torch.tensor(targets, device: device).unsqueeze(1)).squeeze(1);
 
         var slotT = torch.tensor(slot, device: device);
-        var sums = torch.zeros(2 * batch.Pairs, dtype: dtype, device: device).index_add(0, slotT, logp, Num(1.0));
+        // scatter_add = index_add for 1-D sums; its backward is a gather, which (unlike index_add's index_select) also runs
+        // on the meta device the device-placement tests use.
+        var sums = torch.zeros(2 * batch.Pairs, dtype: dtype, device: device).scatter_add(0, slotT, logp);
         var counts = torch.zeros(2 * batch.Pairs, dtype: dtype, device: device)
-            .index_add(0, slotT, torch.ones(labels.Length, dtype: dtype, device: device), Num(1.0));
+            .scatter_add(0, slotT, torch.ones(labels.Length, dtype: dtype, device: device));
 
         int b = batch.Pairs;
         var lp = new PairLogProbs(sums[..b], sums[b..], counts[..b], counts[b..]);

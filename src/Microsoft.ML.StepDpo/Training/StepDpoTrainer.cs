@@ -3,6 +3,7 @@ using Microsoft.ML.StepDpo.Data;
 using Microsoft.ML.StepDpo.Modeling;
 using Microsoft.ML.StepDpo.Scoring;
 using TorchSharp;
+using static TorchSharp.torch;
 
 namespace Microsoft.ML.StepDpo.Training;
 
@@ -130,8 +131,10 @@ public sealed class StepDpoTrainer : LanguageModelTrainer<StepScoringTransformer
         string? referenceFolder = o.BaseModel is null ? o.BaseModelPath : null;
         string? policyFolder = o.UseLora ? null : o.ScorerWeights.PolicyFolderFor(2 * WeightBytes(policy), referenceFolder);
         // Full fine-tuning trains every weight, so the reference model πref is a frozen copy of the start; with LoRA it
-        // is the same network with the adapters disabled.
-        Qwen2ForCausalLM? reference = o.UseLora ? null : Clone(policy);
+        // is the same network with the adapters disabled. With cached reference log-probs the copy is not needed while
+        // training (they come from the policy before its first update), only by the scorer: it is loaded after training,
+        // so the training peak holds one model less.
+        Qwen2ForCausalLM? reference = o.UseLora || o.PrecomputeReferenceLogProbs ? null : Clone(policy);
 
         var builder = new PreferencePairBuilder(tokenizer, o.Template, o.MaxLength, o.MaxPromptLength, o.AppendEos);
         var report = new PairBuildReport();
@@ -152,6 +155,8 @@ public sealed class StepDpoTrainer : LanguageModelTrainer<StepScoringTransformer
             Cache = cache, ReferenceModel = cache is null && reference is not null ? new Qwen2TrainingModel(reference) : null,
         };
         run.Optimize(model, objective, pairs);
+        if (!o.UseLora && reference is null)
+            reference = BaseModelLoader.Load(Context, o.BaseModelPath, o.BaseModel, o.BaseTokenizer).Model;
 
         var scorer = new StepScorer(policy, reference, tokenizer, o.Template, o.Beta, o.ErrorThreshold);
         if (policyFolder is not null)
@@ -200,10 +205,11 @@ public sealed class StepDpoTrainer : LanguageModelTrainer<StepScoringTransformer
         return rows;
     }
 
-    /// <summary>An independent copy with the same weights (the frozen reference model πref of full fine-tuning).</summary>
-    internal static Qwen2ForCausalLM Clone(Qwen2ForCausalLM source)
+    /// <summary>An independent copy with the same weights (the frozen reference model πref of full fine-tuning), on
+    /// <paramref name="device"/> (default: the source's).</summary>
+    internal static Qwen2ForCausalLM Clone(Qwen2ForCausalLM source, Device? device = null)
     {
-        var copy = new Qwen2ForCausalLM(source.Config, source.DType, source.Device);
+        var copy = new Qwen2ForCausalLM(source.Config, source.DType, device ?? source.Device);
         using var noGrad = torch.no_grad();
         var src = source.named_parameters().GroupBy(p => p.name).ToDictionary(g => g.Key, g => g.First().parameter);
         foreach (var (name, p) in copy.named_parameters()) p.copy_(src[name]);

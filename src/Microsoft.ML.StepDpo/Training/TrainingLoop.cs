@@ -146,6 +146,8 @@ internal sealed class TrainingLoop<TExample>
                 SaveCheckpoint(optimizer, step, identity);
         }
         SaveCheckpoint(optimizer, step, identity);
+        // The last step's gradients are not needed after training (a model's worth of memory under full fine-tuning).
+        foreach (var p in trainable) p.grad = null;
         _model.SetTraining(false);
         StepsDone = step;
     }

@@ -35,6 +35,7 @@ internal sealed class TrainingRun
     {
         var (model, tokenizer) = BaseModelLoader.Load(Context, Options.BaseModelPath, Options.BaseModel, Options.BaseTokenizer);
         if (Options.UseLora) LoraAdapters.Apply(model, Options.Lora.ToInternal());
+        model.GradientCheckpointing = Options.GradientCheckpointing;
         return (model, tokenizer);
     }
 

@@ -19,7 +19,8 @@ internal sealed class BenchCommand : IToolCommand
         var quick = new Option<bool>("--quick") { Description = "Fewer repetitions (noisier)." };
         var sections = new Option<string[]>("--sections")
         {
-            Description = "Which measurements: model (GEMM, training MFU, decoding), stepdpo (prefix sharing + reference cache vs the plain path).",
+            Description = "Which measurements: model (GEMM, training MFU, decoding), stepdpo (prefix sharing + reference cache vs the plain path), " +
+                          "scorer (scorer zip load), real (Qwen2.5 0.5B/1.5B/7B-shaped folders, each phase in a child process; not in the default set).",
             DefaultValueFactory = _ => new[] { "model", "stepdpo", "scorer" }, AllowMultipleArgumentsPerToken = true,
         };
         var nativeHeap = new Option<string>("--native-heap")
@@ -28,12 +29,22 @@ internal sealed class BenchCommand : IToolCommand
             DefaultValueFactory = _ => "retain",
         };
         nativeHeap.AcceptOnlyFromAmong("retain", "default");
-        var cmd = new Command("bench", "Benchmark training MFU, decoding bandwidth use and Step-DPO's fast path; writes JSON.") { output, quick, sections, nativeHeap };
-        cmd.SetAction(p => Run(p.GetValue(output)!, p.GetValue(quick), p.GetValue(sections)!, p.GetValue(nativeHeap) == "retain"));
+        var realPhases = new Option<string[]>("--real-phases")
+        {
+            Description = "With --sections real: which phases (" + string.Join(", ", RealSize.RealSizeBenchmark.AllPhases) + "); default all, in that order.",
+            DefaultValueFactory = _ => RealSize.RealSizeBenchmark.AllPhases, AllowMultipleArgumentsPerToken = true,
+        };
+        var realDir = new Option<DirectoryInfo>("--real-dir")
+        {
+            Description = "With --sections real: folder for the model folders (created when missing: 1 GB, 3 GB, 15 GB) and scorer zips.",
+            DefaultValueFactory = _ => new DirectoryInfo("artifacts/real"),
+        };
+        var cmd = new Command("bench", "Benchmark training MFU, decoding bandwidth use and Step-DPO's fast path; writes JSON.") { output, quick, sections, nativeHeap, realPhases, realDir };
+        cmd.SetAction(p => Run(p.GetValue(output)!, p.GetValue(quick), p.GetValue(sections)!, p.GetValue(nativeHeap) == "retain", p.GetValue(realPhases)!, p.GetValue(realDir)!));
         return cmd;
     }
 
-    private static int Run(FileInfo output, bool quick, string[] sections, bool retainNativeMemory)
+    private static int Run(FileInfo output, bool quick, string[] sections, bool retainNativeMemory, string[] realPhases, DirectoryInfo realDir)
     {
         TorchRuntime.EnsureLoaded();
         var r = new Dictionary<string, object> { ["threads"] = torch.get_num_threads(), ["device"] = "cpu" };
@@ -42,6 +53,7 @@ internal sealed class BenchCommand : IToolCommand
         if (sections.Contains("model")) RunModel(r, quick);
         if (sections.Contains("stepdpo")) StepDpoBenchmark.Run(r, quick);
         if (sections.Contains("scorer")) ScorerLoadBenchmark.Run(r);
+        if (sections.Contains("real")) RealSize.RealSizeBenchmark.Run(r, realDir.FullName, realPhases, quick);
         output.Directory?.Create();
         File.WriteAllText(output.FullName, JsonSerializer.Serialize(r, new JsonSerializerOptions { WriteIndented = true }));
         Console.WriteLine($"wrote {output.FullName}");
