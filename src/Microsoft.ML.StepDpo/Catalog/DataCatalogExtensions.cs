@@ -22,11 +22,20 @@ public static class DataCatalogExtensions
     public static JsonlDataView LoadFromMathJsonl(this DataOperationsCatalog catalog, string path, JsonlReadOptions? options = null)
         => new(path, JsonlFormats.Math, options, new (string, Func<string[], string>)[] { ("final_answer", v => AnswerExtractor.LastBoxed(v[1]) ?? string.Empty) });
 
-    /// <summary>Reads JSONL with the named fields as text columns (a missing field is an empty string).</summary>
+    /// <summary>
+    /// Reads JSONL with the named fields as text columns. A field that no row of the file has is an
+    /// <see cref="ArgumentException"/> here, naming it and the fields the file has (a misspelled name is never read as
+    /// empty text); a row lacking a field that other rows have reads it as an empty string and is counted in
+    /// <see cref="JsonlDataView.RowsLackingField"/>.
+    /// </summary>
     public static JsonlDataView LoadFromJsonl(this DataOperationsCatalog catalog, string path, params string[] fields)
         => new(path, fields.Select(f => new JsonlField(f)).ToArray(), null);
 
-    /// <summary>Reads JSONL with the given fields (required fields, aliases) as text columns.</summary>
+    /// <summary>
+    /// Reads JSONL with the given fields (required fields, aliases, fields the file may lack) as text columns. A field
+    /// that no row of the file has is an <see cref="ArgumentException"/> here unless it is declared with
+    /// <see cref="JsonlField.MayBeAbsentFromFile"/>; rows lacking a field are counted in <see cref="JsonlDataView.RowsLackingField"/>.
+    /// </summary>
     public static JsonlDataView LoadFromJsonl(this DataOperationsCatalog catalog, string path, IReadOnlyList<JsonlField> fields, JsonlReadOptions? options = null)
         => new(path, fields, options);
 

@@ -7,6 +7,12 @@ namespace Microsoft.ML.StepDpo.Data;
 /// A JSONL file as an <see cref="IDataView"/> of text columns, streamed: each cursor reads the file line by
 /// line, so memory does not grow with the file. Blank lines are ignored.
 /// </summary>
+/// <remarks>
+/// Loading reads the file once, line by line, to check the declared fields: a field that no row has (a misspelled
+/// name) is an <see cref="ArgumentException"/> naming it, the file and the fields the file has, unless the field is
+/// declared with <see cref="JsonlField.MayBeAbsentFromFile"/>; rows that lack a field which other rows have are counted
+/// in <see cref="RowsLackingField"/> (and traced as a warning).
+/// </remarks>
 public sealed class JsonlDataView : IDataView
 {
     private readonly string _path;
@@ -27,6 +33,7 @@ public sealed class JsonlDataView : IDataView
         _derived = derived?.ToArray() ?? Array.Empty<(string, Func<string[], string>)>();
         _skip = options?.SkipMalformedLines ?? false;
         _rawColumn = options?.RawJsonColumnName;
+        RowsLackingField = CheckFields(path, _fields);
         var builder = new DataViewSchema.Builder();
         foreach (var f in _fields)
             builder.AddColumn(f.ColumnName, TextDataViewType.Instance);
@@ -49,6 +56,12 @@ public sealed class JsonlDataView : IDataView
     /// </summary>
     public long SkippedLineCount => Interlocked.Read(ref _skipped);
 
+    /// <summary>
+    /// Per column, the rows of the file (as read when it was loaded) that lack its field under every name. An optional
+    /// field reads as empty text in those rows; for a <see cref="JsonlField.Required"/> field they are malformed lines.
+    /// </summary>
+    public IReadOnlyDictionary<string, long> RowsLackingField { get; }
+
     /// <inheritdoc/>
     public long? GetRowCount() => null;
 
@@ -59,6 +72,43 @@ public sealed class JsonlDataView : IDataView
     /// <inheritdoc/>
     public DataViewRowCursor[] GetRowCursorSet(IEnumerable<DataViewSchema.Column> columnsNeeded, int n, Random? rand = null)
         => new[] { GetRowCursor(columnsNeeded, rand) };
+
+    // The load-time field check (see the remarks above); returns the rows lacking each field.
+    private static Dictionary<string, long> CheckFields(string path, JsonlField[] fields)
+    {
+        var scan = JsonlFieldScan.Read(path, fields);
+        var lacking = new Dictionary<string, long>(StringComparer.Ordinal);
+        for (int i = 0; i < fields.Length; i++)
+            lacking[fields[i].ColumnName] = scan.Rows - scan.Present[i];
+        if (scan.Rows == 0) return lacking; // nothing to learn the fields from; the reader reports malformed lines
+
+        var absent = fields.Where((f, i) => scan.Present[i] == 0 && !f.MayBeAbsentFromFile).ToList();
+        if (absent.Count > 0)
+        {
+            string Describe(JsonlField f)
+            {
+                string names = string.Join(" or ", f.JsonNames.Select(n => $"'{n}'"));
+                string? close = f.JsonNames.Select(n => NameSuggestion.Closest(n, scan.Names)).FirstOrDefault(c => c is not null);
+                return close is null ? names : $"{names} (did you mean '{close}'?)";
+            }
+            const int listed = 40;
+            string have = string.Join(", ", scan.Names.Take(listed)) + (scan.Names.Count > listed ? $", … ({scan.Names.Count - listed} more)" : "");
+            throw new ArgumentException(
+                $"{path}: no row has the field{(absent.Count > 1 ? "s" : "")} {string.Join(", ", absent.Select(Describe))}; the file's fields are: {have}. " +
+                (absent.Any(f => f.Required) ? "Check the name or the file." : "Check the name, or declare a field that the file may lack with JsonlField.MayBeAbsentFromFile."));
+        }
+        for (int i = 0; i < fields.Length; i++)
+        {
+            long missing = lacking[fields[i].ColumnName];
+            if (missing > 0 && missing < scan.Rows)
+            {
+                System.Diagnostics.Trace.TraceWarning(
+                    $"{path}: {missing} of {scan.Rows} rows lack the field '{fields[i].ColumnName}'; " +
+                    (fields[i].Required ? "they are malformed lines." : "they read it as empty text."));
+            }
+        }
+        return lacking;
+    }
 
     /// <summary>Parses one line into the field values; returns an error message or null.</summary>
     internal string? TryParse(string line, string[] values)

@@ -44,7 +44,7 @@ internal static class JsonlWriter
         var schema = data.Schema;
         var raw = SchemaChecks.TextColumn(schema, rawJsonColumn);
         var added = addedColumns.Select(n => SchemaChecks.Column(schema, n, nameof(addedColumns))).ToArray();
-        return AtomicFile.Write(path, stream => WriteRows(data, stream, added, raw));
+        return AtomicFile.Write(path, stream => WrappedErrors.Run(() => WriteRows(data, stream, added, raw)));
     }
 
     /// <summary>

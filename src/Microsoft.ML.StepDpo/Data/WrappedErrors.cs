@@ -4,22 +4,38 @@ using System.Runtime.ExceptionServices;
 namespace Microsoft.ML.StepDpo.Data;
 
 /// <summary>
-/// ML.NET's parallel cursors wrap an exception thrown inside a mapping in an InvalidOperationException ("Splitter/consolidator
-/// worker encountered exception while consuming source data"), which hides the library's own message. The library's
-/// entry points that run cursors rethrow the original exception (with its stack trace) instead.
+/// The library's own exception under ML.NET's wrappers. ML.NET runs a transform's rows on parallel cursors: an exception
+/// thrown while a row is computed (a scorer's base model folder that is gone, a row beyond the context with
+/// <c>FailBeyondContext</c>) reaches the reading thread inside ML.NET's InvalidOperationException ("Splitter/consolidator
+/// worker encountered exception while consuming source data"), whose message hides the library's. ML.NET throws it from
+/// its own cursor and offers no hook to change it, so a model loaded with <c>mlContext.Model.Load</c> and read with your
+/// own cursor, <c>CreateEnumerable</c> or <c>GetColumn</c> throws that wrapper; <see cref="Unwrap"/> gives back the
+/// library's exception (its message says what is wrong and what to do). A <c>PredictionEngine</c> (it runs on the
+/// caller's thread), <c>SaveAsJsonl</c> and <c>SaveAsJsonlPassThrough</c> throw the library's exception itself.
 /// </summary>
-internal static class WrappedErrors
+/// <example>
+/// <code>
+/// try { foreach (var row in mlContext.Data.CreateEnumerable&lt;Scored&gt;(scored, reuseRowObject: false)) … }
+/// catch (Exception e) { Console.Error.WriteLine(WrappedErrors.Unwrap(e).Message); }
+/// </code>
+/// </example>
+public static class WrappedErrors
 {
-    /// <summary>The exception a mapping threw, found under ML.NET's cursor wrappers (the exception itself when none).</summary>
-    public static Exception Unwrap(Exception e)
+    /// <summary>
+    /// The exception under ML.NET's cursor wrappers (and single-exception <see cref="AggregateException"/>s and
+    /// <see cref="TargetInvocationException"/>s); <paramref name="exception"/> itself when it is not wrapped.
+    /// </summary>
+    public static Exception Unwrap(Exception exception)
     {
+        ArgumentNullException.ThrowIfNull(exception);
+        var e = exception;
         while (e.InnerException is Exception inner && IsWrapper(e))
             e = inner;
         return e;
     }
 
     /// <summary>Runs <paramref name="body"/>, rethrowing a wrapped exception as the original.</summary>
-    public static T Run<T>(Func<T> body)
+    internal static T Run<T>(Func<T> body)
     {
         try
         {

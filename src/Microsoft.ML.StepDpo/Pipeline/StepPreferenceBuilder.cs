@@ -157,10 +157,27 @@ internal sealed class StepPreferenceBuilder
             }
             return (pairs, answerPairs, new ProblemCounts(samples.Count, wrong.Count, located, rectified, pairs.Count, answerPairs.Count));
         }
+        catch (ContextLengthExceededException) when (!_options.FailBeyondContext)
+        {
+            // Skipped: recorded as done (it would not fit on a resume either), with no rows, and counted.
+            return (new List<StepPreferenceRow>(), new List<StepPreferenceRow>(), ProblemCounts.SkippedBeyondContext);
+        }
+        catch (ContextLengthExceededException e)
+        {
+            throw new ContextLengthExceededException($"Problem \"{Abbreviate(p.Problem)}\": {e.Message}",
+                e.PromptTokens, e.ContextLength);
+        }
         finally
         {
             foreach (var r in _rolloutVerifiers) r.Cache?.Forget(p.Problem);
         }
+    }
+
+    // The start of a problem's text on one line, for messages.
+    private static string Abbreviate(string text)
+    {
+        string line = string.Join(' ', text.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries));
+        return line.Length <= 60 ? line : line[..60] + "…";
     }
 
     /// <summary>False when a cheap verifier (the pipeline's arithmetic verifiers) flags a step of <paramref name="solution"/> as wrong.</summary>

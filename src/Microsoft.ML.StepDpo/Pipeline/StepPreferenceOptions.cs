@@ -75,6 +75,13 @@ public sealed class StepPreferenceOptions
     /// <summary>The <c>dataset</c> field of the output rows. Default "self".</summary>
     public string Dataset { get; set; } = "self";
 
+    /// <summary>
+    /// Stop the run at a problem whose prompt (the problem, or a prefix of one of its solutions) does not fit the policy's
+    /// context (a <see cref="ContextLengthExceededException"/> from the policy) instead of skipping it. Default false:
+    /// the problem is recorded as done with no rows and counted in <see cref="StepPreferenceReport.BeyondContext"/>.
+    /// </summary>
+    public bool FailBeyondContext { get; set; }
+
     /// <summary>Base seed of all sampling (each problem derives its own). Default 0.</summary>
     public long Seed { get; set; }
 

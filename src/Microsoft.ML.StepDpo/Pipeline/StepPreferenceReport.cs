@@ -33,6 +33,12 @@ public sealed record StepPreferenceReport
     /// <summary>Answer-level pairs written (when an answer-pairs output is set).</summary>
     public long AnswerPairs { get; init; }
 
+    /// <summary>
+    /// Problems skipped because a prompt of theirs (the problem, or a prefix of one of its solutions) does not fit the
+    /// policy's context (see <see cref="StepPreferenceOptions.FailBeyondContext"/>); they count as done in <see cref="Problems"/>.
+    /// </summary>
+    public long BeyondContext { get; init; }
+
     internal StepPreferenceReport Add(ProblemCounts c) => this with
     {
         Problems = Problems + 1,
@@ -42,8 +48,13 @@ public sealed record StepPreferenceReport
         Rectified = Rectified + c.Rectified,
         Pairs = Pairs + c.Pairs,
         AnswerPairs = AnswerPairs + c.AnswerPairs,
+        BeyondContext = BeyondContext + c.BeyondContext,
     };
 }
 
 /// <summary>The counts of one problem, as the progress record stores them.</summary>
-internal sealed record ProblemCounts(int Sampled, int Wrong, int Located, int Rectified, int Pairs, int AnswerPairs);
+internal sealed record ProblemCounts(int Sampled, int Wrong, int Located, int Rectified, int Pairs, int AnswerPairs, int BeyondContext = 0)
+{
+    /// <summary>A problem skipped because a prompt of it does not fit the policy's context.</summary>
+    public static readonly ProblemCounts SkippedBeyondContext = new(0, 0, 0, 0, 0, 0, BeyondContext: 1);
+}

@@ -137,12 +137,21 @@ public sealed class LocalModelCompletionSource : ICompletionSource, IDisposable
         {
             var settings = batch[0].Request.Settings;
             var prompts = new List<int[]>();
-            foreach (var p in batch)
+            int context = _model.Config.MaxPositionEmbeddings;
+            foreach (var p in batch.ToList())
             {
                 var ids = _tokenizer.Encode(Template.Build(p.Request.Problem, p.Request.Prefix));
                 if (ids.Length == 0) throw new InvalidOperationException("The prompt encodes to no tokens.");
+                if (ids.Length >= context)
+                {
+                    // A prompt that does not fit the context fails alone, not the requests it was batched with.
+                    p.Result.TrySetException(new ContextLengthExceededException(ids.Length, context));
+                    batch.Remove(p);
+                    continue;
+                }
                 prompts.AddRange(Enumerable.Repeat(ids, p.Request.Count));
             }
+            if (batch.Count == 0) return;
 
             var options = new GenerationOptions
             {

@@ -5,7 +5,8 @@ namespace Microsoft.ML.StepDpo.Verification;
 /// <summary>
 /// The fitted <see cref="FirstErrorLocatorEstimator"/>. With arithmetic verifiers only it saves with
 /// <c>mlContext.Model.Save</c> and loads with <c>mlContext.Model.Load</c>
-/// as a transformer chain that gives identical output; with verifiers that need a live model or client, saving throws.
+/// as a transformer chain that gives identical output; with verifiers that need a live model or client, saving throws
+/// (see <see cref="CanSave"/>; <c>mlContext.Model.SaveAtomically</c> then leaves no partial file at the path).
 /// </summary>
 public sealed class FirstErrorLocatorTransformer : ChainedTransformer, ICanSaveModel
 {

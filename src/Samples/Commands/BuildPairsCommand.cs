@@ -24,13 +24,15 @@ internal sealed class BuildPairsCommand : ISampleCommand
         var answerPairs = new Option<FileInfo?>("--answer-pairs") { Description = "Also write answer-level pairs (correct vs wrong whole solution) here." };
         var dataset = new Option<string>("--dataset") { Description = "The dataset field of the rows.", DefaultValueFactory = _ => "self" };
         var seed = new Option<long>("--seed") { Description = "Sampling seed.", DefaultValueFactory = _ => 0L };
+        var failBeyondContext = new Option<bool>("--fail-beyond-context") { Description = "Stop at a problem too long for the model's context instead of skipping and counting it." };
         var output = new Option<FileInfo>("--output") { Description = "Output pairs JSONL (appended; a killed run resumes from <output>.progress.jsonl).", Required = true };
         var backend = new BackendOptions();
         var cmd = new Command("build-pairs", "Sample, locate the first error, rectify: write Step-DPO pairs from the policy's own mistakes.")
-            { input, problem, answer, samples, rollouts, rectify, concurrency, answerPairs, dataset, seed, output };
+            { input, problem, answer, samples, rollouts, rectify, concurrency, answerPairs, dataset, seed, failBeyondContext, output };
         backend.AddTo(cmd);
         cmd.SetAction((p, ct) => Run(p.GetValue(input)!, p.GetValue(problem)!, p.GetValue(answer)!, p.GetValue(samples), p.GetValue(rollouts),
-            p.GetValue(rectify), p.GetValue(concurrency), p.GetValue(answerPairs), p.GetValue(dataset)!, p.GetValue(seed), backend.Read(p), p.GetValue(output)!, ct));
+            p.GetValue(rectify), p.GetValue(concurrency), p.GetValue(answerPairs), p.GetValue(dataset)!, p.GetValue(seed), p.GetValue(failBeyondContext), backend.Read(p),
+            p.GetValue(output)!, ct));
         return cmd;
     }
 
@@ -41,7 +43,7 @@ internal sealed class BuildPairsCommand : ISampleCommand
     }
 
     private static async Task<int> Run(FileInfo input, string problemField, string answerField, int samples, int rollouts, int rectifications,
-        int concurrency, FileInfo? answerPairs, string dataset, long seed, Backend backend, FileInfo output, CancellationToken ct)
+        int concurrency, FileInfo? answerPairs, string dataset, long seed, bool failBeyondContext, Backend backend, FileInfo output, CancellationToken ct)
     {
         if (backend.Model is null && (backend.Endpoint is null || backend.EndpointModel is null))
             throw new UsageException("Give --model DIR, or --endpoint URL and --endpoint-model NAME.");
@@ -69,6 +71,7 @@ internal sealed class BuildPairsCommand : ISampleCommand
             OutputPath = output.FullName,
             AnswerPairsPath = answerPairs?.FullName,
             Dataset = dataset,
+            FailBeyondContext = failBeyondContext,
         };
 
         var report = await ConsoleProgress.RunAsync("problems", line => ml.StepDpo().BuildStepPreferencesAsync(ml.Data.LoadFromEnumerable(problems), options,
@@ -79,10 +82,14 @@ internal sealed class BuildPairsCommand : ISampleCommand
         {
             ("problems", (long)report.Problems), ("resumed", report.Resumed), ("sampled", report.Sampled), ("wrong", report.Wrong),
             ("located", report.Located), ("rectified", report.Rectified), ("pairs", report.Pairs), ("answer pairs", report.AnswerPairs),
+            ("beyond context", report.BeyondContext),
         })
             table.AddRow(stage, count.ToString());
         AnsiConsole.Write(table);
         AnsiConsole.MarkupLine($"pairs → [green]{Markup.Escape(output.FullName)}[/]");
+        if (report.BeyondContext > 0)
+            Console.Error.WriteLine($"warning: {report.BeyondContext} of {report.Problems} problems do not fit the model's context and were skipped " +
+                                    "(no rows; --fail-beyond-context stops at the first instead).");
         return 0;
     }
 }

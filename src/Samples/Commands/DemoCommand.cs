@@ -176,7 +176,7 @@ internal sealed class DemoCommand : ISampleCommand
         var step = DemoPreferenceStages.Train("c. Step-DPO", sft, files.StepPairs, files.Pairs, settings, seed,
             Path.Combine(s.Output, $"step-dpo-metrics-seed{seed}.jsonl"));
         var zip = Path.Combine(s.Output, $"step-dpo{suffix}.zip");
-        new MLContext(seed).Model.Save(step.Scorer, null, zip);
+        new MLContext(seed).Model.SaveAtomically(step.Scorer, null, zip);
         string stepModel = Path.Combine(s.Output, $"step-dpo-model{suffix}");
         step.Scorer.SavePolicy(stepModel);
         AnsiConsole.MarkupLine($"   saved the step scorer as an ML.NET model, [blue]{Markup.Escape(zip)}[/], and the trained model as a Hugging Face folder, [blue]{Markup.Escape(stepModel)}[/]");

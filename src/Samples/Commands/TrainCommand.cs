@@ -96,7 +96,7 @@ internal sealed class TrainCommand : ISampleCommand
             return trainer.Fit(data);
         });
         var zip = Path.Combine(a.Output.FullName, "model.zip");
-        ml.Model.Save(scorer, null, zip);
+        ml.Model.SaveAtomically(scorer, null, zip);
         var hf = Path.Combine(a.Output.FullName, "model");
         scorer.SavePolicy(hf); // nothing to do when the scorer references that folder: the trainer wrote it
         AnsiConsole.MarkupLineInterpolated($"Wrote the step scorer to [green]{zip}[/] and the trained model to [green]{hf}[/].");
@@ -124,7 +124,7 @@ internal sealed class TrainCommand : ISampleCommand
         var hf = Path.Combine(a.Output.FullName, "model");
         model.SaveModel(hf);
         var zip = Path.Combine(a.Output.FullName, "model.zip");
-        ml.Model.Save(model, null, zip);
+        ml.Model.SaveAtomically(model, null, zip);
         AnsiConsole.MarkupLineInterpolated($"Wrote the trained model to [green]{hf}[/] and the generating ML.NET model to [green]{zip}[/].");
         return 0;
     }

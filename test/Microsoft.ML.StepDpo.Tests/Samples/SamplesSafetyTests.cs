@@ -1,5 +1,7 @@
 using System.Text.Json.Nodes;
 using Microsoft.ML.StepDpo.Answers;
+using Microsoft.ML.StepDpo.Modeling;
+using Microsoft.ML.StepDpo.Tests.Sampling;
 
 namespace Microsoft.ML.StepDpo.Tests.Samples;
 
@@ -197,6 +199,41 @@ public sealed class SamplesSafetyTests
                 "--endpoint", "http://127.0.0.1:9/v1", "--endpoint-model", "none");
             run.AssertOneLineError(1, "pairs.jsonl", "progress", "delete it or choose another");
             CollectionAssert.AreEqual(before, File.ReadAllBytes(output));
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+    [TestMethod]
+    public void BuildPairsSkipsAndCountsAProblemBeyondTheModelsContext()
+    {
+        var dir = NewFolder();
+        try
+        {
+            // A model folder with a 128-token context (character tokens) that answers " 7*4=28." after "Step 1:".
+            var modelDir = Path.Combine(dir, "model");
+            var (model, tokenizer) = BigramModel.Create(BigramModel.Chain(':', " 7*4=28."), context: 128);
+            using (model) ModelCheckpoint.Save(model, modelDir);
+            tokenizer.Save(modelDir);
+            var input = Path.Combine(dir, "problems.jsonl");
+            string longProblem = "Tom counts " + string.Join(", ", Enumerable.Range(1, 60)) + ". How many numbers?";
+            File.WriteAllLines(input, new[]
+            {
+                new JsonObject { ["problem"] = "Tom has 7 bags of 4 apples.", ["answer"] = "28" }.ToJsonString(),
+                new JsonObject { ["problem"] = longProblem, ["answer"] = "60" }.ToJsonString(),
+            });
+            string[] Args(string output, params string[] more) => new[]
+            {
+                "build-pairs", "--input", input, "--problem-field", "problem", "--answer-field", "answer", "--output", output, "--model", modelDir,
+                "--template", "plain", "--samples", "2", "--rollouts", "2", "--rectifications", "2", "--max-new-tokens", "12", "--concurrency", "2",
+            }.Concat(more).ToArray();
+
+            var run = SamplesRun.Of(Args(Path.Combine(dir, "pairs.jsonl")));
+            Assert.AreEqual(0, run.ExitCode, run.Stdout + run.Stderr);
+            StringAssert.Matches(run.Stdout, new System.Text.RegularExpressions.Regex(@"beyond context\s*│\s*1\s"), run.Stdout);
+            StringAssert.Contains(run.Stderr, "warning: 1 of 2 problems do not fit the model's context", run.Stderr);
+            Assert.HasCount(2, File.ReadAllLines(Path.Combine(dir, "pairs.jsonl.progress.jsonl")));
+
+            SamplesRun.Of(Args(Path.Combine(dir, "strict.jsonl"), "--fail-beyond-context"))
+                .AssertOneLineError(1, "Tom counts 1, 2, 3", "max_position_embeddings) is 128");
         }
         finally { Directory.Delete(dir, true); }
     }

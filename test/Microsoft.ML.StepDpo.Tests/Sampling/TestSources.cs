@@ -70,12 +70,16 @@ internal static class BigramModel
 
     public static readonly PromptTemplate Template = new("plain", "{instruction}\n", "");
 
-    public static (Qwen2ForCausalLM Model, ByteLevelBpeTokenizer Tokenizer) Create(IReadOnlyDictionary<char, string> successors)
+    /// <param name="successors">The allowed successors of each character.</param>
+    /// <param name="context">The model's context (max_position_embeddings); default that of <see cref="Qwen2Config.Tiny"/>.</param>
+    public static (Qwen2ForCausalLM Model, ByteLevelBpeTokenizer Tokenizer) Create(IReadOnlyDictionary<char, string> successors, int? context = null)
     {
         var tokenizer = CharacterTokenizer.Create(CharacterTokenizer.AsciiAlphabet);
         int vocab = tokenizer.VocabularySize;
         int hidden = 128;
-        var model = new Qwen2ForCausalLM(Qwen2Config.Tiny(vocab: vocab, hidden: hidden, layers: 1, heads: 4, kvHeads: 2, intermediate: 32, tied: false), ScalarType.Float32);
+        var config = Qwen2Config.Tiny(vocab: vocab, hidden: hidden, layers: 1, heads: 4, kvHeads: 2, intermediate: 32, tied: false);
+        if (context is int c) config = config with { MaxPositionEmbeddings = c };
+        var model = new Qwen2ForCausalLM(config, ScalarType.Float32);
         int Id(char c) => c == End ? tokenizer.EosId!.Value : tokenizer.Encode(c.ToString()).Single();
         using (torch.no_grad())
         {
