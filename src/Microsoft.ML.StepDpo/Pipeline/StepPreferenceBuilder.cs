@@ -14,7 +14,8 @@ internal sealed record ProblemInput(string Id, string Problem, string Answer);
 
 /// <summary>
 /// The Step-DPO data pipeline: error collection, first-error localization, rectification (paper §3.2), plus
-/// answer-level pairs from the same samples. Problems run concurrently; output is resumable (<see cref="ResumableOutput"/>).
+/// answer-level pairs from the same samples. Problems run concurrently and are committed in input order; output is
+/// resumable (<see cref="ResumableOutput"/>).
 /// </summary>
 internal sealed class StepPreferenceBuilder
 {
@@ -86,13 +87,27 @@ internal sealed class StepPreferenceBuilder
         StepPreferenceReport Report(StepPreferenceReport totals) => totals with { TotalProblems = problems.Count, Resumed = resumed };
         progress?.Report(Report(output.Totals));
 
-        await Parallel.ForEachAsync(todo, new ParallelOptions { MaxDegreeOfParallelism = _options.MaxConcurrency, CancellationToken = cancellationToken },
-            async (problem, ct) =>
+        // Problems run concurrently but are committed in input order, so the output is the same for any concurrency (a
+        // problem's result depends on the problem and the options only); a finished problem waiting for an earlier one
+        // is redone on resume, like an unfinished one.
+        var finished = new (List<StepPreferenceRow> Pairs, List<StepPreferenceRow> AnswerPairs, ProblemCounts Counts)?[todo.Count];
+        int nextCommit = 0;
+        var commitGate = new object();
+        await Parallel.ForEachAsync(Enumerable.Range(0, todo.Count), new ParallelOptions { MaxDegreeOfParallelism = _options.MaxConcurrency, CancellationToken = cancellationToken },
+            async (index, ct) =>
             {
-                var (pairs, answerPairs, counts) = await ProcessAsync(problem, ct).ConfigureAwait(false);
+                var result = await ProcessAsync(todo[index], ct).ConfigureAwait(false);
                 ct.ThrowIfCancellationRequested(); // a cancelled problem is not committed: it is redone on resume
-                var totals = output.Commit(problem.Id, pairs, answerPairs, counts);
-                progress?.Report(Report(totals));
+                lock (commitGate)
+                {
+                    finished[index] = result;
+                    for (; nextCommit < todo.Count && finished[nextCommit] is { } ready; nextCommit++)
+                    {
+                        finished[nextCommit] = null;
+                        var totals = output.Commit(todo[nextCommit].Id, ready.Pairs, ready.AnswerPairs, ready.Counts);
+                        progress?.Report(Report(totals));
+                    }
+                }
             }).ConfigureAwait(false);
         return Report(output.Totals);
     }
