@@ -130,24 +130,16 @@ internal sealed class StepPreferenceBuilder
             foreach (var c in correct)
                 if (await PassesChecksAsync(p, start + c, ct).ConfigureAwait(false)) sound.Add(c);
 
+            // 2.–3. The wrong samples are localized and rectified concurrently (each result depends on its sample only: a
+            // prefix gets the same rollouts whichever sample examines it first), then taken in order.
+            var outcomes = await Task.WhenAll(wrong.Select((sample, w) => LocateAndRectifyAsync(p, start + sample, seed + 1 + 131L * w, ct))).ConfigureAwait(false);
             var pairs = new List<StepPreferenceRow>();
             var seenPairs = new HashSet<(string, string, string)>();
             int located = 0, rectified = 0;
-            for (int w = 0; w < wrong.Count; w++)
+            foreach (var outcome in outcomes)
             {
-                // 2. Localization of the first wrong step.
-                var steps = StepSegmentation.Segment(start + wrong[w], _segmentation).Select(s => s.Text).ToArray();
-                if (steps.Length == 0) continue;
-                var location = await _locator.LocateAsync(new StepVerificationInput(p.Problem, steps, p.Answer), ct).ConfigureAwait(false);
-                if (location.FirstErrorStep < 1) continue;
+                if (outcome is not var (prefix, rejected, fullRejected, continuations)) continue;
                 located++;
-
-                // 3. Rectification from the prefix ending at "Step k:".
-                int k = location.FirstErrorStep;
-                string prefix = SolutionText.PrefixBefore(steps, k);
-                string rejected = SolutionText.StepBody(steps[k - 1]);
-                string fullRejected = SolutionText.ContinuationFrom(steps, k);
-                var continuations = await RectifyAsync(p, prefix, seed + 1 + 131L * w + k, ct).ConfigureAwait(false);
                 int before = pairs.Count;
                 foreach (var c in continuations)
                 {
@@ -176,6 +168,23 @@ internal sealed class StepPreferenceBuilder
         {
             foreach (var r in _rolloutVerifiers) r.Cache?.Forget(p.Problem);
         }
+    }
+
+    /// <summary>
+    /// 2. Localization of the first wrong step of <paramref name="solution"/>, then 3. rectification from the prefix
+    /// ending at "Step k:" (the rectification seed is <paramref name="seed"/> + k). Null when no step is found wrong.
+    /// </summary>
+    private async Task<(string Prefix, string Rejected, string FullRejected, List<string> Continuations)?> LocateAndRectifyAsync(
+        ProblemInput p, string solution, long seed, CancellationToken ct)
+    {
+        var steps = StepSegmentation.Segment(solution, _segmentation).Select(s => s.Text).ToArray();
+        if (steps.Length == 0) return null;
+        var location = await _locator.LocateAsync(new StepVerificationInput(p.Problem, steps, p.Answer), ct).ConfigureAwait(false);
+        if (location.FirstErrorStep < 1) return null;
+        int k = location.FirstErrorStep;
+        string prefix = SolutionText.PrefixBefore(steps, k);
+        var continuations = await RectifyAsync(p, prefix, seed + k, ct).ConfigureAwait(false);
+        return (prefix, SolutionText.StepBody(steps[k - 1]), SolutionText.ContinuationFrom(steps, k), continuations);
     }
 
     /// <summary>False when a cheap verifier (the pipeline's arithmetic verifiers) flags a step of <paramref name="solution"/> as wrong.</summary>

@@ -19,7 +19,8 @@ internal sealed class BenchCommand : IToolCommand
         var quick = new Option<bool>("--quick") { Description = "Fewer repetitions (noisier)." };
         var sections = new Option<string[]>("--sections")
         {
-            Description = "Which measurements: model (GEMM, training MFU, decoding), stepdpo (prefix sharing + reference cache vs the plain path).",
+            Description = "Which measurements: model (GEMM, training MFU, decoding), stepdpo (prefix sharing + reference cache vs the plain path), " +
+                          "scorer (loading a step scorer), sampling (the demo model's sampling and stage b, old path vs new; not in the default set).",
             DefaultValueFactory = _ => new[] { "model", "stepdpo", "scorer" }, AllowMultipleArgumentsPerToken = true,
         };
         var nativeHeap = new Option<string>("--native-heap")
@@ -42,6 +43,7 @@ internal sealed class BenchCommand : IToolCommand
         if (sections.Contains("model")) RunModel(r, quick);
         if (sections.Contains("stepdpo")) StepDpoBenchmark.Run(r, quick);
         if (sections.Contains("scorer")) ScorerLoadBenchmark.Run(r);
+        if (sections.Contains("sampling")) SamplingBenchmark.Run(r, quick);
         output.Directory?.Create();
         File.WriteAllText(output.FullName, JsonSerializer.Serialize(r, new JsonSerializerOptions { WriteIndented = true }));
         Console.WriteLine($"wrote {output.FullName}");
