@@ -8,7 +8,7 @@ namespace Microsoft.ML.StepDpo.Modeling;
 /// batch-aligned (slot j holds the j-th token of every row); rows with shorter prompts are left-padded
 /// and their padding masked out, while their rotary positions stay their own.
 /// </summary>
-internal sealed class KvCache : IDisposable
+internal sealed class KvCache : IKvCache, IDisposable
 {
     private readonly Tensor[] keys, values;
 

@@ -95,7 +95,7 @@ internal sealed class Qwen2Attention : nn.Module
 
     // x [B,T,hidden]; cos/sin [B,1,T,d]; mask boolean [B,1,T,S] (true = may attend) or null for causal;
     // with a cache, this step's K/V are written at slot `offset` of layer `layer` and attention runs over the cache.
-    public Tensor forward(Tensor x, Tensor cos, Tensor sin, Tensor? mask, KvCache? cache, int layer, long offset)
+    public Tensor forward(Tensor x, Tensor cos, Tensor sin, Tensor? mask, IKvCache? cache, int layer, long offset)
     {
         using var scope = torch.NewDisposeScope();
         long B = x.shape[0], T = x.shape[1];
@@ -106,14 +106,26 @@ internal sealed class Qwen2Attention : nn.Module
         k = Rotary.Apply(k, cos, sin);
         if (cache is not null)
             (k, v) = cache.Append(layer, k, v, offset);
-        k = RepeatKv(k); v = RepeatKv(v);
-        // SDPA's is_casual mask is top-left aligned: only valid when queries and keys start together.
-        bool causal = T > 1 && k.shape[2] == T;
-        var y = q.device_type == DeviceType.META ? ShapeOnlyAttention(q, k, v, mask, causal)
-            : mask is null
-            ? F.scaled_dot_product_attention(q, k, v, is_casual: causal)
-            : F.scaled_dot_product_attention(q, k, v, attn_mask: mask);
-        y = y.transpose(1, 2).reshape(B, T, heads * headDim);
+        Tensor y;
+        if (T == 1 && heads != kvHeads && q.device_type != DeviceType.META)
+        {
+            // One query per row (a decoding step): the query heads of a group attend as the rows of one kv head, so
+            // the cached keys and values are read in place instead of being repeated per group (a copy of the whole
+            // cache every step). The same dot products; a mask [B,1,1,S] broadcasts over groups and heads.
+            y = F.scaled_dot_product_attention(q.reshape(B, kvHeads, heads / kvHeads, headDim), k, v, attn_mask: mask)
+                .reshape(B, T, heads * headDim);
+        }
+        else
+        {
+            k = RepeatKv(k); v = RepeatKv(v);
+            // SDPA's is_casual mask is top-left aligned: only valid when queries and keys start together.
+            bool causal = T > 1 && k.shape[2] == T;
+            y = q.device_type == DeviceType.META ? ShapeOnlyAttention(q, k, v, mask, causal)
+                : mask is null
+                ? F.scaled_dot_product_attention(q, k, v, is_casual: causal)
+                : F.scaled_dot_product_attention(q, k, v, attn_mask: mask);
+            y = y.transpose(1, 2).reshape(B, T, heads * headDim);
+        }
         return o_proj.forward(y).MoveToOuterDisposeScope();
     }
 
@@ -175,7 +187,7 @@ internal sealed class Qwen2DecoderLayer : nn.Module
         RegisterComponents();
     }
 
-    public Tensor forward(Tensor x, Tensor cos, Tensor sin, Tensor? mask, KvCache? cache, int layer, long offset)
+    public Tensor forward(Tensor x, Tensor cos, Tensor sin, Tensor? mask, IKvCache? cache, int layer, long offset)
     {
         using var scope = torch.NewDisposeScope();
         var h = x + self_attn.forward(input_layernorm.forward(x), cos, sin, mask, cache, layer, offset);
@@ -256,7 +268,7 @@ internal sealed class Qwen2ForCausalLM : nn.Module
     }
 
     /// <summary>The final normed hidden states [B,T,hidden]; with a cache, K/V are written at <paramref name="cacheOffset"/>.</summary>
-    internal Tensor Hidden(Tensor inputIds, Tensor? positionIds, Tensor? attentionMask, KvCache? cache = null, long cacheOffset = 0)
+    internal Tensor Hidden(Tensor inputIds, Tensor? positionIds, Tensor? attentionMask, IKvCache? cache = null, long cacheOffset = 0)
     {
         using var scope = torch.NewDisposeScope();
         long B = inputIds.shape[0], T = inputIds.shape[1];

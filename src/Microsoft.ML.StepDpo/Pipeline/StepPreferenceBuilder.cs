@@ -14,7 +14,8 @@ internal sealed record ProblemInput(string Id, string Problem, string Answer);
 
 /// <summary>
 /// The Step-DPO data pipeline: error collection, first-error localization, rectification (paper §3.2), plus
-/// answer-level pairs from the same samples. Problems run concurrently; output is resumable (<see cref="ResumableOutput"/>).
+/// answer-level pairs from the same samples. Problems run concurrently and are committed in input order; output is
+/// resumable (<see cref="ResumableOutput"/>).
 /// </summary>
 internal sealed class StepPreferenceBuilder
 {
@@ -86,13 +87,27 @@ internal sealed class StepPreferenceBuilder
         StepPreferenceReport Report(StepPreferenceReport totals) => totals with { TotalProblems = problems.Count, Resumed = resumed };
         progress?.Report(Report(output.Totals));
 
-        await Parallel.ForEachAsync(todo, new ParallelOptions { MaxDegreeOfParallelism = _options.MaxConcurrency, CancellationToken = cancellationToken },
-            async (problem, ct) =>
+        // Problems run concurrently but are committed in input order, so the output is the same for any concurrency (a
+        // problem's result depends on the problem and the options only); a finished problem waiting for an earlier one
+        // is redone on resume, like an unfinished one.
+        var finished = new (List<StepPreferenceRow> Pairs, List<StepPreferenceRow> AnswerPairs, ProblemCounts Counts)?[todo.Count];
+        int nextCommit = 0;
+        var commitGate = new object();
+        await Parallel.ForEachAsync(Enumerable.Range(0, todo.Count), new ParallelOptions { MaxDegreeOfParallelism = _options.MaxConcurrency, CancellationToken = cancellationToken },
+            async (index, ct) =>
             {
-                var (pairs, answerPairs, counts) = await ProcessAsync(problem, ct).ConfigureAwait(false);
+                var result = await ProcessAsync(todo[index], ct).ConfigureAwait(false);
                 ct.ThrowIfCancellationRequested(); // a cancelled problem is not committed: it is redone on resume
-                var totals = output.Commit(problem.Id, pairs, answerPairs, counts);
-                progress?.Report(Report(totals));
+                lock (commitGate)
+                {
+                    finished[index] = result;
+                    for (; nextCommit < todo.Count && finished[nextCommit] is { } ready; nextCommit++)
+                    {
+                        finished[nextCommit] = null;
+                        var totals = output.Commit(todo[nextCommit].Id, ready.Pairs, ready.AnswerPairs, ready.Counts);
+                        progress?.Report(Report(totals));
+                    }
+                }
             }).ConfigureAwait(false);
         return Report(output.Totals);
     }
@@ -115,24 +130,16 @@ internal sealed class StepPreferenceBuilder
             foreach (var c in correct)
                 if (await PassesChecksAsync(p, start + c, ct).ConfigureAwait(false)) sound.Add(c);
 
+            // 2.–3. The wrong samples are localized and rectified concurrently (each result depends on its sample only: a
+            // prefix gets the same rollouts whichever sample examines it first), then taken in order.
+            var outcomes = await Task.WhenAll(wrong.Select((sample, w) => LocateAndRectifyAsync(p, start + sample, seed + 1 + 131L * w, ct))).ConfigureAwait(false);
             var pairs = new List<StepPreferenceRow>();
             var seenPairs = new HashSet<(string, string, string)>();
             int located = 0, rectified = 0;
-            for (int w = 0; w < wrong.Count; w++)
+            foreach (var outcome in outcomes)
             {
-                // 2. Localization of the first wrong step.
-                var steps = StepSegmentation.Segment(start + wrong[w], _segmentation).Select(s => s.Text).ToArray();
-                if (steps.Length == 0) continue;
-                var location = await _locator.LocateAsync(new StepVerificationInput(p.Problem, steps, p.Answer), ct).ConfigureAwait(false);
-                if (location.FirstErrorStep < 1) continue;
+                if (outcome is not var (prefix, rejected, fullRejected, continuations)) continue;
                 located++;
-
-                // 3. Rectification from the prefix ending at "Step k:".
-                int k = location.FirstErrorStep;
-                string prefix = SolutionText.PrefixBefore(steps, k);
-                string rejected = SolutionText.StepBody(steps[k - 1]);
-                string fullRejected = SolutionText.ContinuationFrom(steps, k);
-                var continuations = await RectifyAsync(p, prefix, seed + 1 + 131L * w + k, ct).ConfigureAwait(false);
                 int before = pairs.Count;
                 foreach (var c in continuations)
                 {
@@ -178,6 +185,23 @@ internal sealed class StepPreferenceBuilder
     {
         string line = string.Join(' ', text.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries));
         return line.Length <= 60 ? line : line[..60] + "…";
+    }
+
+    /// <summary>
+    /// 2. Localization of the first wrong step of <paramref name="solution"/>, then 3. rectification from the prefix
+    /// ending at "Step k:" (the rectification seed is <paramref name="seed"/> + k). Null when no step is found wrong.
+    /// </summary>
+    private async Task<(string Prefix, string Rejected, string FullRejected, List<string> Continuations)?> LocateAndRectifyAsync(
+        ProblemInput p, string solution, long seed, CancellationToken ct)
+    {
+        var steps = StepSegmentation.Segment(solution, _segmentation).Select(s => s.Text).ToArray();
+        if (steps.Length == 0) return null;
+        var location = await _locator.LocateAsync(new StepVerificationInput(p.Problem, steps, p.Answer), ct).ConfigureAwait(false);
+        if (location.FirstErrorStep < 1) return null;
+        int k = location.FirstErrorStep;
+        string prefix = SolutionText.PrefixBefore(steps, k);
+        var continuations = await RectifyAsync(p, prefix, seed + k, ct).ConfigureAwait(false);
+        return (prefix, SolutionText.StepBody(steps[k - 1]), SolutionText.ContinuationFrom(steps, k), continuations);
     }
 
     /// <summary>False when a cheap verifier (the pipeline's arithmetic verifiers) flags a step of <paramref name="solution"/> as wrong.</summary>

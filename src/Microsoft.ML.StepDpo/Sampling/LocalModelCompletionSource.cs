@@ -6,19 +6,32 @@ using Microsoft.ML.StepDpo.Text;
 namespace Microsoft.ML.StepDpo.Sampling;
 
 /// <summary>
-/// Continues partial solutions with a local Qwen2/Llama checkpoint (TorchSharp). Requests from concurrent callers
-/// are queued and served by one generation thread, which packs the rows of waiting requests with the same sampling
-/// settings into one batch (up to <c>maxBatchRows</c>), so problems processed in parallel share batched generation.
+/// Continues partial solutions with a local Qwen2/Llama checkpoint (TorchSharp). Requests from concurrent callers are
+/// queued and served by one generation thread with continuous batching: their rows join the running batch whenever
+/// rows are free (up to <c>maxBatchRows</c>) and leave it as soon as they stop, so problems processed in parallel share
+/// batched generation, and the rows of one request share one prefill of its prompt.
 /// </summary>
 /// <remarks>
 /// The prompt is <c>template.Build(problem, prefix)</c>; generation stops at the end-of-sequence token, a stop
-/// sequence, or <see cref="SamplingSettings.MaxNewTokens"/>. A batch is sampled with the seed of its first request,
-/// so results are reproducible when requests arrive one at a time (one problem at a time), not when batches mix
-/// requests of concurrent problems.
+/// sequence, or <see cref="SamplingSettings.MaxNewTokens"/>. Each row draws its tokens from its own random stream,
+/// a function of the request's <see cref="SamplingSettings.Seed"/>, the row's index within the request and the
+/// token's position, so a request's continuations do not depend on which other requests share its batch, in what
+/// order they came, or on <c>maxBatchRows</c>: the same request gives the same continuations alone or among others, up
+/// to floating-point rounding that batch shapes can change (none in float64; in float32 or bfloat16 a token whose
+/// draw lies within rounding of a boundary between two tokens may rarely differ).
 /// </remarks>
 public sealed class LocalModelCompletionSource : ICompletionSource, IDisposable
 {
-    private sealed record Pending(CompletionRequest Request, TaskCompletionSource<IReadOnlyList<string>> Result, CancellationToken Token);
+    private sealed class Pending(CompletionRequest request, CancellationToken token)
+    {
+        public CompletionRequest Request { get; } = request;
+        public CancellationToken Token { get; } = token;
+        public TaskCompletionSource<IReadOnlyList<string>> Result { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        public int[]? Prompt;
+        public int Admitted;                         // rows handed to the generator so far
+        public string[] Texts = Array.Empty<string>();
+        public int Remaining;                        // rows not finished yet
+    }
 
     private readonly Qwen2ForCausalLM _model;
     private readonly ITextTokenizer _tokenizer;
@@ -48,7 +61,7 @@ public sealed class LocalModelCompletionSource : ICompletionSource, IDisposable
     /// </summary>
     /// <param name="modelDirectory">The folder.</param>
     /// <param name="template">How the problem and the partial solution become the prompt.</param>
-    /// <param name="maxBatchRows">Most sequences generated together. Default 32.</param>
+    /// <param name="maxBatchRows">Most sequences generated together (the batch's rows). Default 32.</param>
     public static LocalModelCompletionSource Load(string modelDirectory, PromptTemplate template, int maxBatchRows = 32) =>
         Load(modelDirectory, template, maxBatchRows, device: null);
 
@@ -60,7 +73,7 @@ public sealed class LocalModelCompletionSource : ICompletionSource, IDisposable
     /// <param name="context">Chooses the device.</param>
     /// <param name="modelDirectory">The folder.</param>
     /// <param name="template">How the problem and the partial solution become the prompt.</param>
-    /// <param name="maxBatchRows">Most sequences generated together. Default 32.</param>
+    /// <param name="maxBatchRows">Most sequences generated together (the batch's rows). Default 32.</param>
     public static LocalModelCompletionSource Load(MLContext context, string modelDirectory, PromptTemplate template, int maxBatchRows = 32)
     {
         ArgumentNullException.ThrowIfNull(context);
@@ -79,15 +92,18 @@ public sealed class LocalModelCompletionSource : ICompletionSource, IDisposable
     /// <summary>The prompt format.</summary>
     public PromptTemplate Template { get; }
 
-    /// <summary>Generation batches run so far.</summary>
+    /// <summary>Prefill passes so far (groups of rows that joined the batch together).</summary>
     internal long Batches => Interlocked.Read(ref _batches);
+
+    /// <summary>Counters of the generator (prefills, steps, rows per step), read after a run; for benchmarks.</summary>
+    internal ContinuousBatchGenerator? Generator { get; private set; }
 
     /// <inheritdoc/>
     public Task<IReadOnlyList<string>> CompleteAsync(CompletionRequest request, CancellationToken cancellationToken = default)
     {
         if (request is null) throw new ArgumentNullException(nameof(request));
         request.Validate();
-        var pending = new Pending(request, new TaskCompletionSource<IReadOnlyList<string>>(TaskCreationOptions.RunContinuationsAsynchronously), cancellationToken);
+        var pending = new Pending(request, cancellationToken);
         if (!_queue.Writer.TryWrite(pending))
             throw new ObjectDisposedException(nameof(LocalModelCompletionSource));
         return pending.Result.Task;
@@ -96,93 +112,106 @@ public sealed class LocalModelCompletionSource : ICompletionSource, IDisposable
     private void Serve()
     {
         var reader = _queue.Reader;
-        Pending? carry = null;
-        while (true)
+        var generator = Generator = new ContinuousBatchGenerator(_model, ids => _tokenizer.Decode(ids), _eosIds, _maxBatchRows);
+        var waiting = new Queue<Pending>();   // requests with rows not yet in the batch, in arrival order
+        try
         {
-            Pending? first = carry;
-            carry = null;
-            if (first is null)
+            while (true)
             {
-                if (!reader.WaitToReadAsync().AsTask().GetAwaiter().GetResult()) return;
-                if (!reader.TryRead(out first)) continue;
-            }
-
-            // Pack waiting requests with the same settings, up to the row budget.
-            var batch = new List<Pending> { first };
-            int rows = first.Request.Count;
-            while (rows < _maxBatchRows && reader.TryRead(out var next))
-            {
-                if (next.Request.Settings.BatchKey != first.Request.Settings.BatchKey || rows + next.Request.Count > _maxBatchRows)
+                while (reader.TryRead(out var arrived)) Arrive(arrived, waiting);
+                if (generator.Live == 0 && waiting.Count == 0)
                 {
-                    carry = next;
-                    break;
+                    if (!reader.WaitToReadAsync().AsTask().GetAwaiter().GetResult()) return;
+                    continue;
                 }
-                batch.Add(next);
-                rows += next.Request.Count;
+                try
+                {
+                    // Rows of cancelled requests leave the batch.
+                    if (generator.Remove(row => Ended((Pending)row.Tag!)) > 0) InFlight.RemoveWhere(p => p.Result.Task.IsCompleted);
+                    if (generator.FreeRows > 0 && waiting.Count > 0)
+                    {
+                        var rows = Take(waiting, generator.FreeRows);
+                        if (rows.Count > 0)
+                        {
+                            Deliver(generator.Admit(rows));
+                            Interlocked.Increment(ref _batches);
+                        }
+                    }
+                    if (generator.Live > 0) Deliver(generator.Step());
+                }
+                catch (Exception e)
+                {
+                    // A failure of the batch fails every request with rows in it; the others go on.
+                    foreach (var p in InFlight) p.Result.TrySetException(e);
+                    InFlight.Clear();
+                    generator.Clear();
+                }
             }
-            Run(batch);
+        }
+        finally
+        {
+            generator.Dispose();
         }
     }
 
-    private void Run(List<Pending> batch)
+    // Requests with rows in the batch (failed together if the batch fails).
+    private HashSet<Pending> InFlight { get; } = new();
+
+    /// <summary>Checks and tokenizes an arrived request; a request that cannot run fails alone.</summary>
+    private void Arrive(Pending p, Queue<Pending> waiting)
     {
-        batch.RemoveAll(p =>
-        {
-            if (!p.Token.IsCancellationRequested) return false;
-            p.Result.TrySetCanceled(p.Token);
-            return true;
-        });
-        if (batch.Count == 0) return;
+        if (p.Token.IsCancellationRequested) { p.Result.TrySetCanceled(p.Token); return; }
         try
         {
-            var settings = batch[0].Request.Settings;
-            var prompts = new List<int[]>();
+            var ids = _tokenizer.Encode(Template.Build(p.Request.Problem, p.Request.Prefix));
+            if (ids.Length == 0) throw new InvalidOperationException("The prompt encodes to no tokens.");
             int context = _model.Config.MaxPositionEmbeddings;
-            foreach (var p in batch.ToList())
-            {
-                var ids = _tokenizer.Encode(Template.Build(p.Request.Problem, p.Request.Prefix));
-                if (ids.Length == 0) throw new InvalidOperationException("The prompt encodes to no tokens.");
-                if (ids.Length >= context)
-                {
-                    // A prompt that does not fit the context fails alone, not the requests it was batched with.
-                    p.Result.TrySetException(new ContextLengthExceededException(ids.Length, context));
-                    batch.Remove(p);
-                    continue;
-                }
-                prompts.AddRange(Enumerable.Repeat(ids, p.Request.Count));
-            }
-            if (batch.Count == 0) return;
-
-            var options = new GenerationOptions
-            {
-                MaxNewTokens = settings.MaxNewTokens,
-                Temperature = settings.Temperature,
-                TopP = settings.TopP,
-                EosIds = _eosIds,
-                StopStrings = settings.StopSequences,
-            };
-            var generator = new TextGenerator(_model, ids => _tokenizer.Decode(ids));
-            var texts = new List<string>(prompts.Count);
-            // A single request larger than the row budget is generated in chunks.
-            for (int start = 0, chunk = 0; start < prompts.Count; start += _maxBatchRows, chunk++)
-            {
-                var part = prompts.Skip(start).Take(_maxBatchRows).ToList();
-                var results = generator.Generate(part, options with { Seed = settings.Seed + chunk });
-                texts.AddRange(results.Select(r => r.Text ?? string.Empty));
-                Interlocked.Increment(ref _batches);
-            }
-
-            int at = 0;
-            foreach (var p in batch)
-            {
-                p.Result.TrySetResult(texts.GetRange(at, p.Request.Count));
-                at += p.Request.Count;
-            }
+            if (ids.Length >= context)
+                throw new ContextLengthExceededException(ids.Length, context); // fails this request alone (caught below)
+            p.Prompt = ids;
+            p.Texts = new string[p.Request.Count];
+            p.Remaining = p.Request.Count;
+            waiting.Enqueue(p);
         }
         catch (Exception e)
         {
-            foreach (var p in batch)
-                p.Result.TrySetException(e);
+            p.Result.TrySetException(e);
+        }
+    }
+
+    /// <summary>Up to <paramref name="free"/> rows of the waiting requests, oldest first (a request may join in parts).</summary>
+    private List<GenerationRow> Take(Queue<Pending> waiting, int free)
+    {
+        var rows = new List<GenerationRow>();
+        while (rows.Count < free && waiting.TryPeek(out var p))
+        {
+            if (Ended(p)) { waiting.Dequeue(); continue; }
+            var s = p.Request.Settings;
+            while (rows.Count < free && p.Admitted < p.Request.Count)
+                rows.Add(new GenerationRow(p.Prompt!, s.Temperature, s.TopP, s.MaxNewTokens, s.StopSequences, s.Seed, p.Admitted++, p));
+            InFlight.Add(p);
+            if (p.Admitted == p.Request.Count) waiting.Dequeue();
+        }
+        return rows;
+    }
+
+    /// <summary>Whether a request no longer needs rows: it failed, or its caller cancelled it (then it is marked so).</summary>
+    private static bool Ended(Pending p)
+    {
+        if (p.Token.IsCancellationRequested) p.Result.TrySetCanceled(p.Token);
+        return p.Result.Task.IsCompleted;
+    }
+
+    private void Deliver(IReadOnlyList<(GenerationRow Row, GenerationResult Result)> finished)
+    {
+        foreach (var (row, result) in finished)
+        {
+            var p = (Pending)row.Tag!;
+            p.Texts[row.Row] = result.Text ?? string.Empty;
+            if (--p.Remaining > 0) continue;
+            InFlight.Remove(p);
+            if (p.Token.IsCancellationRequested) p.Result.TrySetCanceled(p.Token);
+            else p.Result.TrySetResult(p.Texts);
         }
     }
 
@@ -191,6 +220,7 @@ public sealed class LocalModelCompletionSource : ICompletionSource, IDisposable
     {
         if (!_queue.Writer.TryComplete()) return;
         _worker.Join();
+        foreach (var p in InFlight) p.Result.TrySetException(new ObjectDisposedException(nameof(LocalModelCompletionSource)));
         while (_queue.Reader.TryRead(out var p))
             p.Result.TrySetException(new ObjectDisposedException(nameof(LocalModelCompletionSource)));
         if (_ownsModel) _model.Dispose();

@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using Microsoft.ML.StepDpo.Answers;
+using Microsoft.ML.StepDpo.Data;
 using Microsoft.ML.StepDpo.Sampling;
 using Microsoft.ML.StepDpo.Text;
 
@@ -135,8 +136,10 @@ public sealed class RolloutStepVerifier : IStepVerifier
         string prefix = SolutionText.PrefixBefore(input.Steps, completeSteps + 1);
         if (Cache is not null && Cache.TryGet(input.Problem, prefix, out var known) && known.Drawn >= RolloutsPerPrefix)
             return known.Successful.Count;
+        // The seed is a function of the problem and the prefix: the same prefix gets the same rollouts whenever it is
+        // examined, and different problems' rollouts never share a random stream.
         var request = new CompletionRequest(input.Problem, prefix, RolloutsPerPrefix,
-            Sampling with { Seed = Sampling.Seed + 7919L * completeSteps });
+            Sampling with { Seed = Sampling.Seed + (long)(StableHash.Fnv1a64(input.Problem + "\n" + prefix) & 0x7fffffffffffL) });
         var rollouts = await _source.CompleteAsync(request, cancellationToken).ConfigureAwait(false);
         Interlocked.Add(ref _rollouts.Value, rollouts.Count);
         var successful = rollouts.Where(r => AnswerEquivalence.IsCorrect(prefix + r, input.ReferenceAnswer)).ToList();

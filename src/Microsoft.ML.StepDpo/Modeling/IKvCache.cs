@@ -1,0 +1,16 @@
+using static TorchSharp.torch;
+
+namespace Microsoft.ML.StepDpo.Modeling;
+
+/// <summary>
+/// Where attention keeps the keys and values of earlier positions during inference: <see cref="KvCache"/> (every row
+/// writes at the same slot) or <see cref="SlotKvCache"/> (each row at its own slot, for continuous batching).
+/// </summary>
+internal interface IKvCache
+{
+    /// <summary>
+    /// Stores this step's k/v [B,kv,T,d] of layer <paramref name="layer"/> (at slot <paramref name="offset"/> where the
+    /// cache uses one) and returns the keys and values [B,kv,S,d] that the step's queries attend over.
+    /// </summary>
+    (Tensor K, Tensor V) Append(int layer, Tensor k, Tensor v, long offset);
+}

@@ -1,0 +1,156 @@
+using TorchSharp;
+using static TorchSharp.torch;
+using static Microsoft.ML.StepDpo.Modeling.KeptScalars;
+
+namespace Microsoft.ML.StepDpo.Modeling;
+
+/// <summary>
+/// The KV cache of continuous batching: per layer [rows, kv_heads, capacity, head_dim], where each row is one sequence
+/// with its own write slot, so sequences join and leave the batch independently. The live rows are kept in
+/// 0..n-1 (a finished row is replaced by the last one, <see cref="MoveRow"/>), so a step runs over a narrow view.
+/// </summary>
+/// <remarks>
+/// Two ways to write, chosen before each forward pass: <see cref="PrepareBlock"/> (a prefill: rows first..first+U-1
+/// write T tokens at slots 0..T-1, like <see cref="KvCache"/>) and <see cref="PrepareStep"/> (a decoding step: row b
+/// writes its one token at its own slot and attends over slots 0..span-1, its invalid slots masked by the caller).
+/// </remarks>
+internal sealed class SlotKvCache : IKvCache, IDisposable
+{
+    private readonly Tensor[] keys, values;
+    private readonly long kvHeads, headDim;
+    private long blockFirst = -1, blockRows, stepRows, span;
+    private Tensor? stepIndex;   // [n·kv] flat slot indices of this step's writes
+
+    public SlotKvCache(Qwen2Config config, long rows, long capacity, ScalarType dtype, Device device)
+    {
+        Rows = rows;
+        Capacity = capacity;
+        kvHeads = config.NumKeyValueHeads;
+        headDim = config.HeadDim;
+        keys = new Tensor[config.NumHiddenLayers];
+        values = new Tensor[config.NumHiddenLayers];
+        for (int i = 0; i < keys.Length; i++)
+        {
+            // Long-lived: not owned by whatever DisposeScope is current.
+            keys[i] = torch.zeros(new[] { rows, kvHeads, capacity, headDim }, dtype: dtype, device: device).DetachFromDisposeScope();
+            values[i] = torch.zeros(new[] { rows, kvHeads, capacity, headDim }, dtype: dtype, device: device).DetachFromDisposeScope();
+        }
+    }
+
+    /// <summary>Rows (sequences) the cache holds.</summary>
+    public long Rows { get; }
+
+    /// <summary>Slots per row.</summary>
+    public long Capacity { get; private set; }
+
+    /// <summary>The next forward pass writes rows first..first+count-1 at slots 0..T-1 (a prefill of new rows).</summary>
+    public void PrepareBlock(long first, long count)
+    {
+        if (first < 0 || count < 1 || first + count > Rows) throw new ArgumentOutOfRangeException(nameof(first));
+        ClearStep();
+        blockFirst = first;
+        blockRows = count;
+    }
+
+    /// <summary>
+    /// The next forward pass (one token per row) writes row b of 0..n-1 at slot <paramref name="writeSlots"/>[b] and
+    /// returns slots 0..<paramref name="span"/>-1 of rows 0..n-1 to attend over.
+    /// </summary>
+    public void PrepareStep(long[] writeSlots, long span)
+    {
+        long n = writeSlots.Length;
+        if (n < 1 || n > Rows) throw new ArgumentOutOfRangeException(nameof(writeSlots));
+        if (span > Capacity || writeSlots.Any(w => w < 0 || w >= span)) throw new InvalidOperationException("A write slot lies outside the span or the capacity.");
+        ClearStep();
+        var index = new long[n * kvHeads];
+        for (long b = 0; b < n; b++)
+            for (long h = 0; h < kvHeads; h++)
+                index[b * kvHeads + h] = (b * kvHeads + h) * Capacity + writeSlots[b];
+        stepIndex = torch.tensor(index, device: keys[0].device).DetachFromDisposeScope();
+        stepRows = n;
+        this.span = span;
+    }
+
+    public (Tensor K, Tensor V) Append(int layer, Tensor k, Tensor v, long offset)
+    {
+        using var noGrad = torch.no_grad();
+        if (stepIndex is not null)
+        {
+            if (k.shape[0] != stepRows || k.shape[2] != 1) throw new InvalidOperationException("A step writes one token for each prepared row.");
+            long total = Rows * kvHeads * Capacity;
+            keys[layer].view(total, headDim).index_copy_(0, stepIndex, k.reshape(stepRows * kvHeads, headDim));
+            values[layer].view(total, headDim).index_copy_(0, stepIndex, v.reshape(stepRows * kvHeads, headDim));
+            return (keys[layer].narrow(0, 0, stepRows).narrow(2, 0, span), values[layer].narrow(0, 0, stepRows).narrow(2, 0, span));
+        }
+        if (blockFirst < 0) throw new InvalidOperationException("Prepare a block or a step before the forward pass.");
+        long t = k.shape[2];
+        if (k.shape[0] != blockRows || offset + t > Capacity) throw new InvalidOperationException("The block does not fit the prepared rows or the capacity.");
+        var kRows = keys[layer].narrow(0, blockFirst, blockRows);
+        var vRows = values[layer].narrow(0, blockFirst, blockRows);
+        kRows.narrow(2, offset, t).copy_(k);
+        vRows.narrow(2, offset, t).copy_(v);
+        return (kRows.narrow(2, 0, offset + t), vRows.narrow(2, 0, offset + t));
+    }
+
+    /// <summary>Copies slots 0..slots-1 of rows <paramref name="from"/> to rows <paramref name="to"/> (new rows sharing a prefilled prompt).</summary>
+    public void CopyRows(long[] from, long[] to, long slots)
+    {
+        if (from.Length != to.Length) throw new ArgumentException("from and to differ in length.");
+        if (from.Length == 0) return;
+        using var scope = torch.NewDisposeScope();
+        using var noGrad = torch.no_grad();
+        var device = keys[0].device;
+        var src = torch.tensor(from, device: device);
+        var dst = torch.tensor(to, device: device);
+        foreach (var cache in keys.Concat(values))
+        {
+            var part = cache.narrow(2, 0, slots);
+            part.index_copy_(0, dst, part.index_select(0, src));
+        }
+    }
+
+    /// <summary>Row <paramref name="from"/>'s slots 0..slots-1 become row <paramref name="to"/>'s (the batch is kept dense).</summary>
+    public void MoveRow(long from, long to, long slots)
+    {
+        if (from == to || slots == 0) return;
+        using var noGrad = torch.no_grad();
+        foreach (var cache in keys.Concat(values))
+            cache[to].narrow(1, 0, slots).copy_(cache[from].narrow(1, 0, slots));
+    }
+
+    /// <summary>Grows every row to at least <paramref name="capacity"/> slots, keeping what is stored.</summary>
+    public void EnsureCapacity(long capacity)
+    {
+        if (capacity <= Capacity) return;
+        ClearStep();
+        using var noGrad = torch.no_grad();
+        for (int i = 0; i < keys.Length; i++)
+        {
+            keys[i] = Grow(keys[i], capacity);
+            values[i] = Grow(values[i], capacity);
+        }
+        Capacity = capacity;
+    }
+
+    private Tensor Grow(Tensor old, long capacity)
+    {
+        var grown = torch.zeros(new[] { Rows, kvHeads, capacity, headDim }, dtype: old.dtype, device: old.device).DetachFromDisposeScope();
+        grown.narrow(2, 0, Capacity).copy_(old);
+        old.Dispose();
+        return grown;
+    }
+
+    private void ClearStep()
+    {
+        stepIndex?.Dispose();
+        stepIndex = null;
+        blockFirst = -1;
+    }
+
+    public void Dispose()
+    {
+        ClearStep();
+        foreach (var t in keys) t.Dispose();
+        foreach (var t in values) t.Dispose();
+    }
+}
