@@ -19,9 +19,11 @@ namespace Microsoft.ML.StepDpo.Training;
 /// gradients, AdamW steps the masters, and each master is rounded back into the model's parameter.
 /// </para>
 /// <para>
-/// fp32 (and fp64) parameters have no master: AdamW updates them in place, with the same calls and in the same order as
-/// a plain AdamW, so an fp32 model trains bit for bit as it would without this class. Memory per low-precision
-/// parameter: 4 bytes of master, 8 of moments, 4 of fp32 gradient during a step, besides the model's own weight.
+/// fp32 (and fp64) parameters have no master: AdamW updates them in place (TorchSharp's AdamW, stepped by
+/// <see cref="AdamWStep"/>: the same arithmetic and saved state), so an fp32 model trains bit for bit as with
+/// TorchSharp's AdamW. Memory per low-precision parameter: 4 bytes of master, 8 of moments, 4 of fp32 gradient from the
+/// first backward of a step to its end, besides the model's own weight and gradient (released as it is added into the
+/// master's).
 /// </para>
 /// </remarks>
 internal sealed class MixedPrecisionAdamW : IDisposable
@@ -33,7 +35,7 @@ internal sealed class MixedPrecisionAdamW : IDisposable
     private readonly List<Parameter> _optimized;                 // what AdamW updates: a parameter itself, or its master
     private readonly List<(Parameter Model, Parameter Master)> _masters = new();
     private readonly bool[] _hadGradient;                          // per master: a zeroed gradient of plain AdamW would exist
-    private readonly AdamW _adamW;
+    private readonly AdamW _adamW;                               // its state and saved state; the step is AdamWStep's
 
     /// <param name="trainable">The model's trainable parameters, in a stable order (checkpoints store masters by position).</param>
     /// <param name="learningRate">The initial learning rate (each <see cref="Step"/> sets the current one).</param>
@@ -49,7 +51,8 @@ internal sealed class MixedPrecisionAdamW : IDisposable
             if (!needsMaster(p)) { _optimized.Add(p); continue; }
             Parameter master;
             using (torch.no_grad())
-                master = new Parameter(p.detach().to(ScalarType.Float32, copy: true), requires_grad: true);
+            using (var weight = p.detach())
+                master = new Parameter(weight.to(ScalarType.Float32, copy: true), requires_grad: true);
             _masters.Add((p, master));
             _optimized.Add(master);
         }
@@ -79,10 +82,11 @@ internal sealed class MixedPrecisionAdamW : IDisposable
     public void AccumulateGradients()
     {
         if (_masters.Count == 0) return;
-        using var scope = torch.NewDisposeScope();
         using var noGrad = torch.no_grad();
         for (int i = 0; i < _masters.Count; i++)
         {
+            // One scope per parameter: a handle on a released gradient would keep its memory until the scope ends.
+            using var scope = torch.NewDisposeScope();
             var (p, master) = _masters[i];
             var g = p.grad;
             if (g is null) continue;
@@ -106,13 +110,15 @@ internal sealed class MixedPrecisionAdamW : IDisposable
         {
             // A parameter that had a gradient once keeps a zeroed one under plain AdamW (zero_grad zeroes, it does not
             // release), so AdamW still moves it on its moments when a step gives it no gradient. Same here.
-            using var scope = torch.NewDisposeScope();
             for (int i = 0; i < _masters.Count; i++)
+            {
+                using var scope = torch.NewDisposeScope();
                 if (_hadGradient[i] && _masters[i].Master.grad is null) _masters[i].Master.grad = torch.zeros_like(_masters[i].Master);
+            }
         }
         double gradNorm = nn.utils.clip_grad_norm_(_optimized, maxGradNorm);
         foreach (var g in _adamW.ParamGroups) g.LearningRate = learningRate;
-        _adamW.step();
+        AdamWStep.Apply(_adamW);
         if (_masters.Count > 0)
         {
             using var noGrad = torch.no_grad();

@@ -196,7 +196,8 @@ public sealed class MixedPrecisionTrainingTests
     [TestMethod]
     public void AnFp32ModelTrainsBitForBitAsWithAPlainAdamW()
     {
-        // The plain path as the loop ran it before master weights: AdamW groups (decay on matrices only), clip, step.
+        // The plain path as the loop ran it before master weights: TorchSharp's AdamW, groups with decay on matrices only,
+        // clip, step. The same weights after six steps, and the same bytes of saved state (old checkpoints still resume).
         var plain = ToyLanguageModel.Create(3, dropout: 0);
         var trainable = plain.TrainableParameters().ToList();
         var groups = new List<AdamW.ParamGroup>
@@ -204,7 +205,9 @@ public sealed class MixedPrecisionTrainingTests
             new(trainable.Where(p => p.dim() >= 2), new AdamW.Options { LearningRate = 1e-2, weight_decay = 0.01 }),
             new(trainable.Where(p => p.dim() < 2), new AdamW.Options { LearningRate = 1e-2, weight_decay = 0 }),
         };
+        var plainState = new MemoryStream();
         using (var adamW = torch.optim.AdamW(groups, 1e-2, weight_decay: 0.01))
+        {
             Steps(plain, adamW.zero_grad, () => { }, lr =>
             {
                 double norm = nn.utils.clip_grad_norm_(trainable, 0.05);
@@ -212,14 +215,25 @@ public sealed class MixedPrecisionTrainingTests
                 adamW.step();
                 return norm;
             });
+            using var w = new BinaryWriter(plainState, System.Text.Encoding.UTF8, leaveOpen: true);
+            adamW.save_state_dict(w);
+        }
 
         var mixed = ToyLanguageModel.Create(3, dropout: 0);
-        using (var optimizer = new MixedPrecisionAdamW(mixed.TrainableParameters().ToList(), 1e-2, 0.01))
+        var dir = Directory.CreateTempSubdirectory("stepdpo-adamw-").FullName;
+        try
         {
-            Assert.IsFalse(optimizer.HasMasterWeights, "fp32 parameters need no master");
-            Steps(mixed, optimizer.ZeroGrad, optimizer.AccumulateGradients, lr => optimizer.Step(lr, 0.05));
+            using (var optimizer = new MixedPrecisionAdamW(mixed.TrainableParameters().ToList(), 1e-2, 0.01))
+            {
+                Assert.IsFalse(optimizer.HasMasterWeights, "fp32 parameters need no master");
+                Steps(mixed, optimizer.ZeroGrad, optimizer.AccumulateGradients, lr => optimizer.Step(lr, 0.05));
+                optimizer.Save(dir);
+            }
+            AssertSameWeights(plain, mixed);
+            CollectionAssert.AreEqual(plainState.ToArray(), File.ReadAllBytes(Path.Combine(dir, MixedPrecisionAdamW.StateFile)), "the saved AdamW state");
+            Assert.IsFalse(File.Exists(Path.Combine(dir, MixedPrecisionAdamW.MastersFile)));
         }
-        AssertSameWeights(plain, mixed);
+        finally { Directory.Delete(dir, true); }
     }
 
     [TestMethod]
