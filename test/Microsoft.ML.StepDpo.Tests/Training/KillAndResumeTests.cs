@@ -23,7 +23,7 @@ public sealed partial class KillAndResumeTests
         "Leo has 7 shells. Leo finds 1.", "Zoe has 8 hats. Zoe gives 3.",
     };
 
-    private static void WriteTinyModelAndData(string modelDir, string dataPath, TorchSharp.torch.ScalarType dtype = TorchSharp.torch.ScalarType.Float32)
+    internal static void WriteTinyModelAndData(string modelDir, string dataPath, TorchSharp.torch.ScalarType dtype = TorchSharp.torch.ScalarType.Float32)
     {
         var tok = CharacterTokenizer.Create(CharacterTokenizer.AsciiAlphabet);
         var model = Qwen2ForCausalLM.CreateRandom(Qwen2Config.Tiny(vocab: tok.VocabularySize, hidden: 32, layers: 2, heads: 4, kvHeads: 2, intermediate: 64), dtype, seed: 5);
