@@ -31,13 +31,32 @@ public sealed class LocalChatClient : IChatClient
         _modelId = modelId;
     }
 
-    /// <summary>Loads a Hugging Face folder (config.json, safetensors, tokenizer.json) as a chat client with the ChatML template.</summary>
-    public static LocalChatClient Load(string modelDirectory)
+    /// <summary>Loads a Hugging Face folder (config.json, safetensors, tokenizer.json) on the CPU as a chat client with the ChatML template.</summary>
+    public static LocalChatClient Load(string modelDirectory) => Load(modelDirectory, null, ChatMl, "<|im_end|>");
+
+    /// <summary>
+    /// Loads a Hugging Face folder as a chat client with the ChatML template, on the device the context chooses, as the
+    /// trainers do: CUDA device <see cref="MLContext.GpuDeviceId"/> when set and a CUDA backend is loaded, else the CPU if
+    /// <see cref="MLContext.FallbackToCpu"/> allows it, else an error.
+    /// </summary>
+    /// <param name="context">Chooses the device.</param>
+    /// <param name="modelDirectory">The folder (config.json, safetensors, tokenizer.json).</param>
+    public static LocalChatClient Load(MLContext context, string modelDirectory) => Load(context, modelDirectory, ChatMl, "<|im_end|>");
+
+    /// <summary>
+    /// Loads a Hugging Face folder as a chat client with your own rendering of the messages, on the device the context
+    /// chooses (see <see cref="Load(MLContext, string)"/>).
+    /// </summary>
+    /// <param name="context">Chooses the device.</param>
+    /// <param name="modelDirectory">The folder (config.json, safetensors, tokenizer.json).</param>
+    /// <param name="template">Renders the conversation into the prompt text.</param>
+    /// <param name="endOfTurn">Text that ends the reply (cut from it); null or empty to stop at EOS, a stop sequence or the token limit only.</param>
+    public static LocalChatClient Load(MLContext context, string modelDirectory, Func<IEnumerable<ChatMessage>, string> template, string? endOfTurn)
     {
-        if (!Directory.Exists(modelDirectory)) throw new DirectoryNotFoundException($"Model folder '{modelDirectory}' does not exist.");
+        ArgumentNullException.ThrowIfNull(context);
+        ArgumentNullException.ThrowIfNull(template);
         TorchRuntime.EnsureLoaded();
-        var (model, tokenizer) = ModelFolder.Load(modelDirectory);
-        return new LocalChatClient(model, tokenizer, Path.GetFileName(Path.GetFullPath(modelDirectory)));
+        return Load(modelDirectory, TorchDevice.Select(context), template, endOfTurn);
     }
 
     /// <summary>
@@ -50,11 +69,16 @@ public sealed class LocalChatClient : IChatClient
     public static LocalChatClient Load(string modelDirectory, Func<IEnumerable<ChatMessage>, string> template, string? endOfTurn)
     {
         ArgumentNullException.ThrowIfNull(template);
+        return Load(modelDirectory, null, template, endOfTurn);
+    }
+
+    private static LocalChatClient Load(string modelDirectory, TorchSharp.torch.Device? device, Func<IEnumerable<ChatMessage>, string> template, string? endOfTurn)
+    {
+        if (string.IsNullOrEmpty(modelDirectory)) throw new ArgumentNullException(nameof(modelDirectory));
         if (!Directory.Exists(modelDirectory)) throw new DirectoryNotFoundException($"Model folder '{modelDirectory}' does not exist.");
         TorchRuntime.EnsureLoaded();
-        var (model, tokenizer) = ModelFolder.Load(modelDirectory);
-        return new LocalChatClient(model, tokenizer,
-            Path.GetFileName(Path.GetFullPath(modelDirectory)), template, endOfTurn ?? "");
+        var (model, tokenizer) = ModelFolder.Load(modelDirectory, device: device);
+        return new LocalChatClient(model, tokenizer, Path.GetFileName(Path.GetFullPath(modelDirectory)), template, endOfTurn ?? "");
     }
 
     /// <summary>Qwen's ChatML rendering, ending with the assistant header (a default system turn as Qwen2 uses).</summary>

@@ -11,7 +11,8 @@ namespace Microsoft.ML.StepDpo.Training;
 
 /// <summary>
 /// The optimizer loop shared by SFT, DPO and Step-DPO: seeded shuffling per epoch, micro-batches with
-/// gradient accumulation, AdamW (no decay on biases and norms), gradient clipping, warmup + cosine
+/// gradient accumulation, AdamW (no decay on biases and norms; fp32 master weights and state for a bf16/fp16 model,
+/// see <see cref="MixedPrecisionAdamW"/>), gradient clipping, warmup + cosine
 /// schedule, metrics, checkpoints that resume bit-identically, cancellation, and a stop on a non-finite loss.
 /// </summary>
 /// <remarks>
@@ -61,16 +62,14 @@ internal sealed class TrainingLoop<TExample>
         if (o.RetainFreedNativeMemory) Modeling.NativeHeap.RetainFreedMemory();
         var trainable = _model.TrainableParameters().ToList();
         if (trainable.Count == 0) throw new InvalidOperationException("The model has no trainable parameters.");
-        var decay = trainable.Where(p => p.dim() >= 2).ToList();
-        var noDecay = trainable.Where(p => p.dim() < 2).ToList();
-        var groups = new List<AdamW.ParamGroup>();
-        if (decay.Count > 0) groups.Add(new AdamW.ParamGroup(decay, new AdamW.Options { LearningRate = o.LearningRate, weight_decay = o.WeightDecay }));
-        if (noDecay.Count > 0) groups.Add(new AdamW.ParamGroup(noDecay, new AdamW.Options { LearningRate = o.LearningRate, weight_decay = 0 }));
-        using var optimizer = torch.optim.AdamW(groups, o.LearningRate, weight_decay: o.WeightDecay);
+        // bf16/fp16 parameters train through fp32 master weights; fp32 ones exactly as with a plain AdamW.
+        using var optimizer = new MixedPrecisionAdamW(trainable, o.LearningRate, o.WeightDecay);
 
         // One run per checkpoint folder at a time (two would tear each other's checkpoints and metrics).
         using var writer = o.CheckpointDirectory is null || o.CallerHoldsOutputLock ? null : OutputLock.ForFolder(o.CheckpointDirectory, "The checkpoint folder");
         var identity = o.CheckpointDirectory is null ? new Dictionary<string, string>() : Identity(examples, total);
+        // A checkpoint of a bf16 run from before master weights holds bf16 AdamW state and no masters: not resumable here.
+        if (o.CheckpointDirectory is not null && optimizer.HasMasterWeights) identity["optimizer"] = MasterWeightsIdentity;
         if (o.RestartFromScratch) DiscardCheckpoint();
         int step = TryResume(optimizer, identity);
         ResumedFromStep = step;
@@ -95,7 +94,7 @@ internal sealed class TrainingLoop<TExample>
             int firstBatch = (step % stepsPerEpoch) * o.GradientAccumulationSteps;
             int micros = Math.Min(o.GradientAccumulationSteps, batches - firstBatch);
 
-            optimizer.zero_grad();
+            optimizer.ZeroGrad();
             var stepMetrics = new Dictionary<string, double>();
             int tokens = 0;
             for (int m = 0; m < micros; m++)
@@ -117,14 +116,13 @@ internal sealed class TrainingLoop<TExample>
                         " Lower the learning rate or check the data.");
                 }
                 (loss / Num(micros)).backward();
+                optimizer.AccumulateGradients();
                 foreach (var (k, v) in metrics) stepMetrics[k] = stepMetrics.GetValueOrDefault(k) + v / micros;
                 tokens += n;
             }
 
-            double gradNorm = nn.utils.clip_grad_norm_(trainable, o.MaxGradNorm);
             double lr = o.LearningRate * CosineSchedule.Multiplier(step, total, warmup);
-            foreach (var g in optimizer.ParamGroups) g.LearningRate = lr;
-            optimizer.step();
+            double gradNorm = optimizer.Step(lr, o.MaxGradNorm);
             step++;
 
             stepMetrics["grad_norm"] = gradNorm;
@@ -147,7 +145,7 @@ internal sealed class TrainingLoop<TExample>
         }
         SaveCheckpoint(optimizer, step, identity);
         // The last step's gradients are not needed after training (a model's worth of memory under full fine-tuning).
-        foreach (var p in trainable) p.grad = null;
+        optimizer.ReleaseGradients();
         _model.SetTraining(false);
         StepsDone = step;
     }
@@ -185,7 +183,9 @@ internal sealed class TrainingLoop<TExample>
         return identity;
     }
 
-    // Checkpoint layout: checkpoint-latest/ {weights.bin, optimizer.bin, state.json}. A save writes a complete folder
+    internal const string MasterWeightsIdentity = "AdamW with fp32 master weights and state";
+
+    // Checkpoint layout: checkpoint-latest/ {weights.bin, optimizer.bin, masters.bin (bf16/fp16 models), state.json}. A save writes a complete folder
     // under a temporary name, flushes it to disk, and only then renames it into place (rename is atomic), moving the
     // previous one aside first; resume reads checkpoint-latest, or checkpoint-previous when a kill fell between the
     // two renames. Temporary folders are never read, so a kill in the middle of a write leaves the last complete
@@ -196,7 +196,7 @@ internal sealed class TrainingLoop<TExample>
 
     private string LatestDir => Path.Combine(_options.CheckpointDirectory!, LatestName);
 
-    private void SaveCheckpoint(OptimizerHelper optimizer, int step, Dictionary<string, string> identity)
+    private void SaveCheckpoint(MixedPrecisionAdamW optimizer, int step, Dictionary<string, string> identity)
     {
         if (_options.CheckpointDirectory is null) return;
         var root = _options.CheckpointDirectory;
@@ -206,8 +206,7 @@ internal sealed class TrainingLoop<TExample>
         var old = Path.Combine(root, PreviousName);
         Directory.CreateDirectory(tmp);
         _model.SaveTrainableState(Path.Combine(tmp, "weights.bin"));
-        using (var w = new BinaryWriter(File.Create(Path.Combine(tmp, "optimizer.bin"))))
-            optimizer.save_state_dict(w);
+        optimizer.Save(tmp);
         File.WriteAllText(Path.Combine(tmp, "state.json"), JsonSerializer.Serialize(new CheckpointState(step, identity)));
         foreach (var file in Directory.EnumerateFiles(tmp)) FlushToDisk(file);
         if (Directory.Exists(LatestDir))
@@ -240,7 +239,7 @@ internal sealed class TrainingLoop<TExample>
         if (any) _options.Log?.Invoke($"Discarded the checkpoint in '{root}': training restarts from step 0.");
     }
 
-    private int TryResume(OptimizerHelper optimizer, Dictionary<string, string> identity)
+    private int TryResume(MixedPrecisionAdamW optimizer, Dictionary<string, string> identity)
     {
         if (_options.CheckpointDirectory is null) return 0;
         var dir = LatestDir;
@@ -264,8 +263,7 @@ internal sealed class TrainingLoop<TExample>
                 $"The checkpoint in '{dir}' belongs to a different run: {string.Join("; ", differences)}. " +
                 $"Resume only with the same base model, data and options. {RestartAdvice}");
         _model.LoadTrainableState(Path.Combine(dir, "weights.bin"));
-        using (var r = new BinaryReader(File.OpenRead(Path.Combine(dir, "optimizer.bin"))))
-            optimizer.load_state_dict(r);
+        optimizer.Load(dir);
         return state.Step;
     }
 

@@ -39,22 +39,27 @@ internal sealed class TrainCommand : ISampleCommand
             Description = "Optimizer steps between checkpoints in OUTPUT/checkpoints (0: only at the end and on Ctrl+C). Rerunning the same command resumes from there.",
             DefaultValueFactory = _ => 0,
         };
+        var gradientCheckpointing = new Option<bool>("--gradient-checkpointing")
+        {
+            Description = "Recompute each layer's activations in the backward pass instead of keeping them: far less memory for about one more forward pass; the same gradients.",
+        };
         var restart = new Option<bool>("--restart")
         {
             Description = "Discard the checkpoint in OUTPUT/checkpoints and train from step 0. Without it, a checkpoint made from another base model, data or options is refused, naming what differs.",
         };
         var cmd = new Command("train", "Train with Step-DPO, DPO or SFT; writes a Hugging Face folder (and the step scorer zip).")
         {
-            data, model, method, template, separator, lora, epochs, beta, lr, batch, maxLength, seed, promptField, responseField, output, checkpointInterval, restart,
+            data, model, method, template, separator, lora, epochs, beta, lr, batch, maxLength, seed, promptField, responseField, output, checkpointInterval, restart, gradientCheckpointing,
         };
         cmd.SetAction(p => Run(new Args(p.GetValue(data)!, p.GetValue(model)!, p.GetValue(method)!, ResolveTemplate(p.GetValue(template)!, p.GetValue(separator)),
             p.GetValue(lora), p.GetValue(epochs), p.GetValue(beta), p.GetValue(lr), p.GetValue(batch), p.GetValue(maxLength), p.GetValue(seed),
-            p.GetValue(promptField)!, p.GetValue(responseField)!, p.GetValue(output)!, p.GetValue(checkpointInterval), p.GetValue(restart))));
+            p.GetValue(promptField)!, p.GetValue(responseField)!, p.GetValue(output)!, p.GetValue(checkpointInterval), p.GetValue(restart), p.GetValue(gradientCheckpointing))));
         return cmd;
     }
 
     private sealed record Args(FileInfo Data, DirectoryInfo Model, string Method, PromptTemplate Template, bool Lora, int Epochs, double Beta,
-        double LearningRate, int BatchSize, int MaxLength, int Seed, string PromptField, string ResponseField, DirectoryInfo Output, int CheckpointInterval, bool Restart);
+        double LearningRate, int BatchSize, int MaxLength, int Seed, string PromptField, string ResponseField, DirectoryInfo Output, int CheckpointInterval, bool Restart,
+        bool GradientCheckpointing);
 
     internal static PromptTemplate ResolveTemplate(string name, string? separator) =>
         PromptTemplate.BuiltIn.TryGetValue(name, out var t) ? t
@@ -82,6 +87,7 @@ internal sealed class TrainCommand : ISampleCommand
         {
             BaseModelPath = a.Model.FullName, Template = a.Template, Beta = a.Beta, LearningRate = a.LearningRate, Epochs = a.Epochs,
             BatchSize = a.BatchSize, MaxLength = a.MaxLength, MaxPromptLength = Math.Max(1, a.MaxLength / 2), UseLora = a.Lora, Seed = a.Seed,
+            GradientCheckpointing = a.GradientCheckpointing,
             PromptColumnName = a.PromptField, CheckpointDirectory = Path.Combine(a.Output.FullName, "checkpoints"), CheckpointInterval = a.CheckpointInterval, RestartFromScratch = a.Restart,
             MetricsPath = Path.Combine(a.Output.FullName, "metrics.jsonl"),
             // A scorer too large to embed in the zip references the trained policy in OUTPUT/model (and the base model folder).
@@ -111,6 +117,7 @@ internal sealed class TrainCommand : ISampleCommand
         {
             BaseModelPath = a.Model.FullName, Template = a.Template, LearningRate = a.LearningRate, Epochs = a.Epochs, BatchSize = a.BatchSize,
             MaxLength = a.MaxLength, UseLora = a.Lora, Seed = a.Seed, PromptColumnName = a.PromptField, ResponseColumnName = a.ResponseField,
+            GradientCheckpointing = a.GradientCheckpointing,
             CheckpointDirectory = Path.Combine(a.Output.FullName, "checkpoints"), CheckpointInterval = a.CheckpointInterval, RestartFromScratch = a.Restart, MetricsPath = Path.Combine(a.Output.FullName, "metrics.jsonl"),
         };
         ml.Log += (_, e) => { if (e.Message.Contains("rows used", StringComparison.Ordinal) || e.Message.Contains("Resumed from checkpoint", StringComparison.Ordinal)) AnsiConsole.WriteLine(e.Message); };

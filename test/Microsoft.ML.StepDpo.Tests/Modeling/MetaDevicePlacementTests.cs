@@ -198,6 +198,44 @@ public sealed class MetaDevicePlacementTests
     }
 
     [TestMethod]
+    public async Task LocalChatClientLoadsOnTheContextsDevice()
+    {
+        var tok = Tok();
+        string dir = Path.Combine(Path.GetTempPath(), "stepdpo-meta-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            using (var cpuModel = Qwen2ForCausalLM.CreateRandom(Config(tok), ScalarType.Float32, seed: 3))
+                ModelCheckpoint.Save(cpuModel, dir);
+            tok.Save(dir);
+            var messages = new[] { new Microsoft.Extensions.AI.ChatMessage(Microsoft.Extensions.AI.ChatRole.User, "Mia has 3 pens.") };
+            var options = new Microsoft.Extensions.AI.ChatOptions { MaxOutputTokens = 4 };
+
+            // GpuDeviceId without a CUDA backend: refused unless FallbackToCpu, as the trainers do.
+            var gpu = new MLContext(seed: 1) { GpuDeviceId = 0, FallbackToCpu = false };
+            var refused = Assert.ThrowsExactly<InvalidOperationException>(() => LocalChatClient.Load(gpu, dir));
+            StringAssert.Contains(refused.Message, "GpuDeviceId");
+            Assert.ThrowsExactly<InvalidOperationException>(() => LocalChatClient.Load(gpu, dir, m => string.Concat(m.Select(x => x.Text)), null));
+            var fallback = new MLContext(seed: 1) { GpuDeviceId = 0, FallbackToCpu = true };
+            string onCpu;
+            using (var cpu = LocalChatClient.Load(fallback, dir))
+                onCpu = (await cpu.GetResponseAsync(messages, options)).Text;
+            using (var plain = LocalChatClient.Load(dir))
+                Assert.AreEqual((await plain.GetResponseAsync(messages, options)).Text, onCpu, "the same model and template as the path-only overload");
+
+            using (TorchDevice.Override(Meta))
+            {
+                using var onMeta = LocalChatClient.Load(new MLContext(seed: 1), dir);
+                var e = await Assert.ThrowsExactlyAsync<System.Runtime.InteropServices.ExternalException>(() => onMeta.GetResponseAsync(messages, options));
+                AssertStoppedAtAValueRead(e, "TextGenerator.Generate");
+            }
+        }
+        finally
+        {
+            if (Directory.Exists(dir)) Directory.Delete(dir, true);
+        }
+    }
+
+    [TestMethod]
     public void TheShapeOnlyAttentionIsSdpasMath()
     {
         // The meta device's attention (SDPA has no meta kernel) computes what SDPA computes, on the CPU.

@@ -23,10 +23,10 @@ public sealed partial class KillAndResumeTests
         "Leo has 7 shells. Leo finds 1.", "Zoe has 8 hats. Zoe gives 3.",
     };
 
-    private static void WriteTinyModelAndData(string modelDir, string dataPath)
+    internal static void WriteTinyModelAndData(string modelDir, string dataPath, TorchSharp.torch.ScalarType dtype = TorchSharp.torch.ScalarType.Float32)
     {
         var tok = CharacterTokenizer.Create(CharacterTokenizer.AsciiAlphabet);
-        var model = Qwen2ForCausalLM.CreateRandom(Qwen2Config.Tiny(vocab: tok.VocabularySize, hidden: 32, layers: 2, heads: 4, kvHeads: 2, intermediate: 64), seed: 5);
+        var model = Qwen2ForCausalLM.CreateRandom(Qwen2Config.Tiny(vocab: tok.VocabularySize, hidden: 32, layers: 2, heads: 4, kvHeads: 2, intermediate: 64), dtype, seed: 5);
         ModelCheckpoint.Save(model, modelDir);
         tok.Save(modelDir);
         var lines = s_problems.SelectMany((p, i) => new[]
@@ -68,15 +68,18 @@ public sealed partial class KillAndResumeTests
     private static int CheckpointStep(string output) =>
         int.Parse(StepField().Match(File.ReadAllText(Path.Combine(output, "checkpoints", "checkpoint-latest", "state.json"))).Groups[1].Value, CultureInfo.InvariantCulture);
 
+    /// <param name="bf16">A bf16 base: full fine-tuning through fp32 master weights, which the checkpoints must carry.</param>
     [TestMethod]
-    public void AProcessKilledMidTrainingResumesToTheUninterruptedRunsWeightsBitForBit()
+    [DataRow(false)]
+    [DataRow(true)]
+    public void AProcessKilledMidTrainingResumesToTheUninterruptedRunsWeightsBitForBit(bool bf16)
     {
         var root = Directory.CreateTempSubdirectory("stepdpo-kill-").FullName;
         try
         {
             var modelDir = Path.Combine(root, "base");
             var data = Path.Combine(root, "pairs.jsonl");
-            WriteTinyModelAndData(modelDir, data);
+            WriteTinyModelAndData(modelDir, data, bf16 ? TorchSharp.torch.ScalarType.BFloat16 : TorchSharp.torch.ScalarType.Float32);
 
             // The uninterrupted run.
             var straight = Path.Combine(root, "straight");
@@ -92,6 +95,8 @@ public sealed partial class KillAndResumeTests
             else Assert.AreEqual(128 + 9, code, $"the process must die by SIGKILL: {log}");
             Assert.AreEqual(LastCheckpointBeforeTheKill, CheckpointStep(killed), "the last complete checkpoint before the kill");
             Assert.IsFalse(File.Exists(Path.Combine(killed, "model", "model.safetensors")), "the killed run must not have finished");
+            Assert.AreEqual(bf16, File.Exists(Path.Combine(killed, "checkpoints", TrainingLoop<TokenizedPair>.LatestName, MixedPrecisionAdamW.MastersFile)),
+                "fp32 master weights are checkpointed exactly when the model is bf16");
 
             // Rerunning the same command resumes from the checkpoint and ends with the same bytes.
             (code, log) = RunTestHost(TrainArgs(modelDir, data, killed));
@@ -100,6 +105,7 @@ public sealed partial class KillAndResumeTests
             Assert.IsTrue(resumedAt.Success, log);
             Assert.AreEqual(LastCheckpointBeforeTheKill, int.Parse(resumedAt.Groups[1].Value, CultureInfo.InvariantCulture), "resumed from the last complete checkpoint");
             Assert.AreEqual(TotalSteps, int.Parse(resumedAt.Groups[2].Value, CultureInfo.InvariantCulture));
+            StringAssert.Contains(File.ReadAllText(Path.Combine(killed, "model", "config.json")), bf16 ? "\"bfloat16\"" : "\"float32\"");
             CollectionAssert.AreEqual(
                 File.ReadAllBytes(Path.Combine(straight, "model", "model.safetensors")),
                 File.ReadAllBytes(Path.Combine(killed, "model", "model.safetensors")),
