@@ -30,15 +30,19 @@ public sealed class RealPhaseTests
         {
             string model = Path.Combine(dir, "model");
             HubCheckpointWriter.Write(Tiny(), ScalarType.BFloat16, seed: 1, model, TokenizerFixtures.QwenDirectory);
-            foreach (var method in new[] { "lora", "full" })
+            // full-referenced: EmbedLimitBytes 0, as a real-size full fine-tune's scorer is saved (policy folder beside the zip).
+            double embeddedZipMb = 0;
+            foreach (var method in new[] { "lora", "full", "full-referenced" })
             {
+                bool referenced = method == "full-referenced";
                 string zip = Path.Combine(dir, method + ".zip"), train = Path.Combine(dir, method + "-train.json"), score = Path.Combine(dir, method + "-score.json");
                 var args = new List<string> { "bench-real-phase", "--phase", "train", "--model", model, "--steps", "2", "--batch", "2", "--prefix-steps", "1", "--scorer", zip, "--output", train };
                 if (method == "lora") args.Add("--lora");
+                if (referenced) args.AddRange(new[] { "--embed-limit-bytes", "0" });
                 var (code, output) = FreshProcess.RunTools(args.ToArray());
                 Assert.AreEqual(0, code, output);
                 var t = JsonNode.Parse(File.ReadAllText(train))!;
-                Assert.AreEqual(method, t["method"]!.GetValue<string>());
+                Assert.AreEqual(referenced ? "full" : method, t["method"]!.GetValue<string>());
                 Assert.AreEqual(2, t["steps"]!.GetValue<int>());
                 Assert.IsGreaterThan(0.0, t["mfu"]!.GetValue<double>());
                 Assert.IsGreaterThan(0.0, t["gemm_gflops"]!.GetValue<double>());
@@ -47,6 +51,17 @@ public sealed class RealPhaseTests
                 Assert.IsTrue(peak is > 0.05 and < 10, $"VmHWM of the child: {peak} GB");
                 Assert.IsTrue(File.Exists(zip));
                 Assert.AreEqual(new FileInfo(zip).Length / 1e6, t["zip_mb"]!.GetValue<double>(), 1e-9);
+                string policy = Path.Combine(dir, method + "-policy");
+                Assert.AreEqual(referenced, Directory.Exists(policy), "only a referenced full fine-tune writes its policy folder");
+                if (referenced)
+                {
+                    Assert.IsTrue(File.Exists(Path.Combine(policy, "config.json")));
+                    double policyGb = t["policy_folder_gb"]!.GetValue<double>();
+                    Assert.IsGreaterThan(0.0, policyGb);
+                    Assert.IsLessThan(embeddedZipMb, t["zip_mb"]!.GetValue<double>(), "the zip references the policy instead of embedding it");
+                }
+                else Assert.IsNull(t["policy_folder_gb"]);
+                if (method == "full") embeddedZipMb = t["zip_mb"]!.GetValue<double>();
 
                 (code, output) = FreshProcess.RunTools("bench-real-phase", "--phase", "score", "--scorer", zip, "--output", score);
                 Assert.AreEqual(0, code, output);

@@ -21,11 +21,12 @@ internal sealed class BenchRealPhaseCommand : IToolCommand
         var batch = new Option<int>("--batch") { Description = "train: pairs per step.", DefaultValueFactory = _ => 4 };
         var prefixSteps = new Option<int>("--prefix-steps") { Description = "train: correct steps before the pair's step (sets the length).", DefaultValueFactory = _ => 6 };
         var newTokens = new Option<int>("--new-tokens") { Description = "decode: tokens timed per run.", DefaultValueFactory = _ => 16 };
+        var embedLimit = new Option<long?>("--embed-limit-bytes") { Description = "train: ScorerWeights.EmbedLimitBytes (default the library's; 0 always references the policy folder)." };
         var scorer = new Option<string?>("--scorer") { Description = "train: where to save the scorer zip; score: the zip to load." };
         var output = new Option<string>("--output") { Description = "JSON file to write.", Required = true };
         var cmd = new Command("bench-real-phase", "One phase of bench --sections real, in this process (started by bench).")
         {
-            phase, model, lora, steps, batch, prefixSteps, newTokens, scorer, output,
+            phase, model, lora, steps, batch, prefixSteps, newTokens, embedLimit, scorer, output,
         };
         cmd.Hidden = true;
         cmd.SetAction(p =>
@@ -38,7 +39,7 @@ internal sealed class BenchRealPhaseCommand : IToolCommand
             {
                 "load" => RealPhases.Load(Need(folder, "model")),
                 "decode" => RealPhases.Decode(Need(folder, "model"), p.GetValue(newTokens)),
-                "train" => RealPhases.Train(Need(folder, "model"), p.GetValue(lora), p.GetValue(steps), p.GetValue(batch), p.GetValue(prefixSteps), p.GetValue(scorer)),
+                "train" => RealPhases.Train(Need(folder, "model"), p.GetValue(lora), p.GetValue(steps), p.GetValue(batch), p.GetValue(prefixSteps), p.GetValue(scorer), p.GetValue(embedLimit)),
                 _ => RealPhases.Score(Need(p.GetValue(scorer), "scorer")),
             };
             r["peak_rss_gb"] = PeakMemory.PeakRssGb();

@@ -4,6 +4,7 @@ using Microsoft.ML.Data;
 using Microsoft.ML.StepDpo;
 using Microsoft.ML.StepDpo.Modeling;
 using Microsoft.ML.StepDpo.Modeling.Tokenization;
+using Microsoft.ML.StepDpo.Scoring;
 using Microsoft.ML.StepDpo.Text;
 using Microsoft.ML.StepDpo.Training;
 using TorchSharp;
@@ -94,7 +95,7 @@ internal static class RealPhases
     /// on labelled positions only); attention's own FLOPs are left out. Weight gradients (full fine-tuning's extra 2N) are
     /// not counted. The roof is a GEMM of the step's own shape and dtype, measured in this process just before.
     /// </summary>
-    public static Dictionary<string, object> Train(string folder, bool lora, int steps, int batch, int prefixSteps, string? scorerZip)
+    public static Dictionary<string, object> Train(string folder, bool lora, int steps, int batch, int prefixSteps, string? scorerZip, long? embedLimitBytes = null)
     {
         var config = Qwen2Config.Load(Path.Combine(folder, ModelCheckpoint.ConfigFile));
         var tok = ByteLevelBpeTokenizer.FromDirectory(folder);
@@ -115,6 +116,13 @@ internal static class RealPhases
         {
             BaseModelPath = folder, Template = PromptTemplate.Qwen2Boxed, UseLora = lora, GradientCheckpointing = !lora,
             Epochs = 1, BatchSize = batch, LogInterval = 1, Seed = 1, MaxLength = 1024, MaxPromptLength = 512,
+            // A full fine-tune's scorer (policy + reference) is far above the embed limit: the trained policy is written as
+            // a Hugging Face folder next to the zip, which the zip references (as it does the base folder, the reference).
+            ScorerWeights = new()
+            {
+                PolicyDirectory = lora || scorerZip is null ? null : PolicyFolder(scorerZip),
+                EmbedLimitBytes = embedLimitBytes ?? ScorerWeightsOptions.DefaultEmbedLimitBytes,
+            },
         };
         var trainer = ml.StepDpo().Trainers.StepDpo(options);
         var clock = Stopwatch.StartNew();
@@ -138,9 +146,15 @@ internal static class RealPhases
             ml.Model.Save(scorer, null, scorerZip);
             r["save_s"] = clock.Elapsed.TotalSeconds;
             r["zip_mb"] = new FileInfo(scorerZip).Length / 1e6;
+            if (!lora && Directory.Exists(PolicyFolder(scorerZip)))
+                r["policy_folder_gb"] = new DirectoryInfo(PolicyFolder(scorerZip)).EnumerateFiles("*", SearchOption.AllDirectories).Sum(f => f.Length) / 1e9;
         }
         return r;
     }
+
+    /// <summary>Where a full fine-tune's scorer <paramref name="scorerZip"/> has its trained policy: "&lt;zip name&gt;-policy" beside it.</summary>
+    internal static string PolicyFolder(string scorerZip) =>
+        Path.Combine(Path.GetDirectoryName(Path.GetFullPath(scorerZip))!, Path.GetFileNameWithoutExtension(scorerZip) + "-policy");
 
     /// <summary>Loads a saved scorer in this (fresh) process and scores one solution: load, first-row and next-row seconds.</summary>
     public static Dictionary<string, object> Score(string scorerZip)

@@ -70,7 +70,7 @@ internal static class RealSizeBenchmark
                     Put(r, $"real_{size}", res, ($"{m}_mfu", "mfu"), ($"{m}_tokens_per_s", "tokens_per_s"), ($"{m}_gemm_gflops", "gemm_gflops"),
                         ($"{m}_flops_per_input_token", "flops_per_input_token"), ($"{m}_flops_count", "flops_count"), ($"{m}_input_tokens_per_pair", "input_tokens_per_pair"),
                         ($"{m}_fit_s", "fit_s"), ($"{m}_train_peak_rss_gb", "train_peak_rss_gb"), ($"{m}_peak_rss_gb", "peak_rss_gb"),
-                        ($"{m}_save_s", "save_s"), ($"{m}_zip_mb", "zip_mb"), ($"{m}_tokens_per_s_per_step", "tokens_per_s_per_step"));
+                        ($"{m}_save_s", "save_s"), ($"{m}_zip_mb", "zip_mb"), ($"{m}_policy_folder_gb", "policy_folder_gb"), ($"{m}_tokens_per_s_per_step", "tokens_per_s_per_step"));
                     break;
                 }
                 default: // score-<size>-<method>
