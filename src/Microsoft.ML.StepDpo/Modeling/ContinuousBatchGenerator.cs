@@ -149,7 +149,7 @@ internal sealed class ContinuousBatchGenerator : IDisposable
             to.Add(first + i);
         }
         cache!.CopyRows(from.ToArray(), to.ToArray(), P);
-        var rowLogits = torch.cat(lastLogits, 0).index_select(0, torch.tensor(joining.Select(j => (long)j.Group).ToArray(), device: device));
+        var rowLogits = torch.cat(lastLogits, 0).index(new[] { torch.tensor(joining.Select(j => (long)j.Group).ToArray(), device: device) });   // = index_select(0, ·), which meta lacks
         var jobs = joining.Select(j => j.Row).ToList();
         var next = Sample(rowLogits, jobs, jobs.Select(_ => 0L).ToList());
 

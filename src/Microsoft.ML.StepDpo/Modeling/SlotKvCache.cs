@@ -105,7 +105,7 @@ internal sealed class SlotKvCache : IKvCache, IDisposable
         foreach (var cache in keys.Concat(values))
         {
             var part = cache.narrow(2, 0, slots);
-            part.index_copy_(0, dst, part.index_select(0, src));
+            part.index_copy_(0, dst, part.index(new[] { src }));   // = index_select(0, src), which meta lacks
         }
     }
 
