@@ -36,12 +36,16 @@ internal sealed class ContinuousBatchGenerator : IDisposable
         public StopStringScan? Stops { get; } = stops;
         public List<int> Tokens { get; } = new();
         public long Write;   // slot of the next token's keys and values (its cache row holds the sequence from slot 0)
+        public int Slot;     // its cache row
+        // The sequence whose cache row holds this one's prompt (itself, unless the prompt is stored once for several).
+        public Sequence Owner = null!;
     }
 
     private readonly Qwen2ForCausalLM model;
     private readonly Func<int[], string>? decode;
     private readonly HashSet<int> eos;
     private readonly List<Sequence> live = new();
+    private readonly bool sharePrompts;
     private SlotKvCache? cache;
 
     /// <param name="model">The model to sample from.</param>
@@ -55,6 +59,9 @@ internal sealed class ContinuousBatchGenerator : IDisposable
         this.decode = decode;
         eos = eosIds.ToHashSet();
         MaxRows = maxRows;
+        // Where decoding attention is SlotAttention, sequences that joined together with the same prompt read its keys
+        // and values from one cache row; SDPA needs every row to hold its whole sequence (a copy per row).
+        sharePrompts = SlotAttention.AppliesTo(model.DType, model.Device);
     }
 
     public int MaxRows { get; }
@@ -140,15 +147,19 @@ internal sealed class ContinuousBatchGenerator : IDisposable
         Prefills++;
         PrefillTokens += groups.Sum(g => (long)g.Key.Length);
 
-        // Rows sharing a prompt copy its keys and values; every row samples its own first token.
-        var from = new List<long>();
-        var to = new List<long>();
-        for (int i = U; i < joining.Count; i++)
+        // Rows sharing a prompt read it from the row it was prefilled in, or (for SDPA) get a copy; every row samples
+        // its own first token.
+        if (!sharePrompts)
         {
-            from.Add(first + joining[i].Group);
-            to.Add(first + i);
+            var from = new List<long>();
+            var to = new List<long>();
+            for (int i = U; i < joining.Count; i++)
+            {
+                from.Add(first + joining[i].Group);
+                to.Add(first + i);
+            }
+            cache!.CopyRows(from.ToArray(), to.ToArray(), P);
         }
-        cache!.CopyRows(from.ToArray(), to.ToArray(), P);
         var rowLogits = torch.cat(lastLogits, 0).index(new[] { torch.tensor(joining.Select(j => (long)j.Group).ToArray(), device: device) });   // = index_select(0, ·), which meta lacks
         var jobs = joining.Select(j => j.Row).ToList();
         var next = Sample(rowLogits, jobs, jobs.Select(_ => 0L).ToList());
@@ -159,7 +170,9 @@ internal sealed class ContinuousBatchGenerator : IDisposable
             var s = new Sequence(r, r.Prompt.Length, MaxNew(r), r.StopStrings.Count > 0 ? new StopStringScan(r.StopStrings, decode!) : null)
             {
                 Write = r.Prompt.Length,
+                Slot = first + i,
             };
+            s.Owner = sharePrompts && i >= U ? live[first + joining[i].Group] : s;
             live.Add(s);
         }
         var done = new List<int>();
@@ -206,7 +219,7 @@ internal sealed class ContinuousBatchGenerator : IDisposable
         var device = model.Device;
         var writes = live.Select(s => s.Write).ToArray();
         long span = writes.Max() + 1;
-        cache!.PrepareStep(writes, span);
+        cache!.PrepareStep(writes, span, sharePrompts ? live.Select(s => (s.Owner.Slot, s.PromptLength)).ToList() : null);
         var keySlots = torch.arange(Num(0L), Num(span), dtype: ScalarType.Int64, device: device).unsqueeze(0);
         var keyMask = keySlots.le(torch.tensor(writes, device: device).unsqueeze(1));               // [n, span]: slots 0..write
         var input = torch.tensor(live.Select(s => (long)s.Tokens[^1]).ToArray(), device: device).unsqueeze(1);
@@ -267,16 +280,34 @@ internal sealed class ContinuousBatchGenerator : IDisposable
         return null;
     }
 
-    /// <summary>Removes rows, keeping the live ones dense in 0..n-1: the last live row moves into each hole.</summary>
+    /// <summary>
+    /// Removes rows, keeping the live ones dense in 0..n-1: the last live row moves into each hole. A removed row whose
+    /// prompt other live rows still read first hands it to one of them.
+    /// </summary>
     private void RemoveRows(List<int> rows)
     {
+        var leaving = rows.Select(i => live[i]).ToHashSet();
         foreach (int i in rows.OrderByDescending(i => i))
         {
+            var gone = live[i];
+            if (sharePrompts && gone.Owner == gone)
+            {
+                var readers = live.Where(x => x != gone && x.Owner == gone && !leaving.Contains(x)).ToList();
+                if (readers.Count > 0)
+                {
+                    var heir = readers[0];
+                    cache!.MoveRow(gone.Slot, heir.Slot, 0, gone.PromptLength);
+                    foreach (var x in readers) x.Owner = heir;
+                }
+            }
             int last = live.Count - 1;
             if (i != last)
             {
-                cache!.MoveRow(last, i, live[last].Write);
-                live[i] = live[last];
+                var moved = live[last];
+                // A row that reads another's prompt has nothing of its own below the prompt's length.
+                cache!.MoveRow(last, i, moved.Owner == moved ? 0 : moved.PromptLength, moved.Write);
+                moved.Slot = i;
+                live[i] = moved;
             }
             live.RemoveAt(last);
         }

@@ -107,7 +107,12 @@ internal sealed class Qwen2Attention : nn.Module
         if (cache is not null)
             (k, v) = cache.Append(layer, k, v, offset);
         Tensor y;
-        if (T == 1 && heads != kvHeads && q.device_type != DeviceType.META)
+        if (T == 1 && cache?.Attend(layer, q) is { } attended)
+        {
+            // The cache computes a decoding step's attention itself (SlotAttention: each row over its own valid slots).
+            y = attended.reshape(B, T, heads * headDim);
+        }
+        else if (T == 1 && heads != kvHeads && q.device_type != DeviceType.META)
         {
             // One query per row (a decoding step): the query heads of a group attend as the rows of one kv head, so
             // the cached keys and values are read in place instead of being repeated per group (a copy of the whole

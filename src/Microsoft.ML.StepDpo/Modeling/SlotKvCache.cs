@@ -20,6 +20,7 @@ internal sealed class SlotKvCache : IKvCache, IDisposable
     private readonly long kvHeads, headDim;
     private long blockFirst = -1, blockRows, stepRows, span;
     private Tensor? stepIndex;   // [n·kv] flat slot indices of this step's writes
+    private SlotSpan[]? stepSpans;  // where each row of this step finds its keys (its write slot included)
 
     public SlotKvCache(Qwen2Config config, long rows, long capacity, ScalarType dtype, Device device)
     {
@@ -54,9 +55,12 @@ internal sealed class SlotKvCache : IKvCache, IDisposable
 
     /// <summary>
     /// The next forward pass (one token per row) writes row b of 0..n-1 at slot <paramref name="writeSlots"/>[b] and
-    /// returns slots 0..<paramref name="span"/>-1 of rows 0..n-1 to attend over.
+    /// returns slots 0..<paramref name="span"/>-1 of rows 0..n-1 to attend over (SDPA, the caller masking what a row
+    /// does not own), or attends itself (<see cref="Attend"/>). With <paramref name="prompts"/>, row b's slots below
+    /// Shared are read from row PromptRow instead (a prompt stored once for several rows): only <see cref="Attend"/>
+    /// can serve such a step.
     /// </summary>
-    public void PrepareStep(long[] writeSlots, long span)
+    public void PrepareStep(long[] writeSlots, long span, IReadOnlyList<(int PromptRow, int Shared)>? prompts = null)
     {
         long n = writeSlots.Length;
         if (n < 1 || n > Rows) throw new ArgumentOutOfRangeException(nameof(writeSlots));
@@ -67,6 +71,8 @@ internal sealed class SlotKvCache : IKvCache, IDisposable
             for (long h = 0; h < kvHeads; h++)
                 index[b * kvHeads + h] = (b * kvHeads + h) * Capacity + writeSlots[b];
         stepIndex = torch.tensor(index, device: keys[0].device).DetachFromDisposeScope();
+        stepSpans = writeSlots.Select((w, b) => prompts is null ? new SlotSpan(b, 0, (int)w + 1) : new SlotSpan(prompts[b].PromptRow, prompts[b].Shared, (int)w + 1)).ToArray();
+        SharesPrompts = prompts is not null && prompts.Where((p, b) => p.Shared > 0 && p.PromptRow != b).Any();
         stepRows = n;
         this.span = span;
     }
@@ -92,6 +98,21 @@ internal sealed class SlotKvCache : IKvCache, IDisposable
         return (kRows.narrow(2, 0, offset + t), vRows.narrow(2, 0, offset + t));
     }
 
+    /// <summary>
+    /// In a step, on the CPU: attention over each row's slots 0..write (<see cref="SlotAttention"/>), which a step's
+    /// rows all own; a row's slots after its write slot are never read.
+    /// </summary>
+    public Tensor? Attend(int layer, Tensor q)
+    {
+        if (stepIndex is null || stepSpans is null) return null;
+        if (!SharesPrompts && !SlotAttention.AppliesTo(keys[layer].dtype, keys[layer].device)) return null;
+        if (q.shape[0] != stepRows) throw new InvalidOperationException("The queries do not match the prepared rows.");
+        return SlotAttention.Attend(q, keys[layer], values[layer], stepSpans);
+    }
+
+    /// <summary>Whether a row of the prepared step reads another row's prompt (then only <see cref="Attend"/> is right).</summary>
+    public bool SharesPrompts { get; private set; }
+
     /// <summary>Copies slots 0..slots-1 of rows <paramref name="from"/> to rows <paramref name="to"/> (new rows sharing a prefilled prompt).</summary>
     public void CopyRows(long[] from, long[] to, long slots)
     {
@@ -109,13 +130,13 @@ internal sealed class SlotKvCache : IKvCache, IDisposable
         }
     }
 
-    /// <summary>Row <paramref name="from"/>'s slots 0..slots-1 become row <paramref name="to"/>'s (the batch is kept dense).</summary>
-    public void MoveRow(long from, long to, long slots)
+    /// <summary>Row <paramref name="from"/>'s slots first..end-1 become row <paramref name="to"/>'s (keeping the batch dense, handing over a shared prompt).</summary>
+    public void MoveRow(long from, long to, long first, long end)
     {
-        if (from == to || slots == 0) return;
+        if (from == to || end <= first) return;
         using var noGrad = torch.no_grad();
         foreach (var cache in keys.Concat(values))
-            cache[to].narrow(1, 0, slots).copy_(cache[from].narrow(1, 0, slots));
+            cache[to].narrow(1, first, end - first).copy_(cache[from].narrow(1, first, end - first));
     }
 
     /// <summary>Grows every row to at least <paramref name="capacity"/> slots, keeping what is stored.</summary>
@@ -144,6 +165,8 @@ internal sealed class SlotKvCache : IKvCache, IDisposable
     {
         stepIndex?.Dispose();
         stepIndex = null;
+        stepSpans = null;
+        SharesPrompts = false;
         blockFirst = -1;
     }
 

@@ -70,7 +70,16 @@ public sealed class ContinuousBatchGeneratorTests
     }
 
     [TestMethod]
-    public void GreedyOf256MixedRowsEqualsOneByOne()
+    [DataRow(true, DisplayName = "SlotAttention, prompts stored once")]
+    [DataRow(false, DisplayName = "SDPA, a copy of the prompt per row")]
+    public void GreedyOf256MixedRowsEqualsOneByOne(bool kernel)
+    {
+        SlotAttention.Enabled = kernel;
+        try { GreedyOf256MixedRows(); }
+        finally { SlotAttention.Enabled = true; }
+    }
+
+    private static void GreedyOf256MixedRows()
     {
         using var model = NewModel(11);
         var plain = new TextGenerator(model, Letters);
@@ -116,6 +125,32 @@ public sealed class ContinuousBatchGeneratorTests
     }
 
     private static int StableOrder(int i) => (i * 37 + 11) % 101;
+
+    [TestMethod]
+    public void ASharedPromptOutlivesTheRowThatHeldIt()
+    {
+        using var model = NewModel(14);
+        var plain = new TextGenerator(model, Letters);
+        var prompt = new[] { 3, 1, 4, 1, 5, 9, 2, 6 };
+        // Joined together: the first row holds the prompt and stops first; the others read it on, while rows
+        // before them in the batch leave too (so they move).
+        var rows = new List<GenerationRow>
+        {
+            new(new[] { 7, 7 }, 0, 1, 2, Array.Empty<string>(), 0, 0, Tag: 0),
+            new(prompt, 0, 1, 1, Array.Empty<string>(), 0, 0, Tag: 1),
+            new(prompt, 0, 1, 9, Array.Empty<string>(), 0, 1, Tag: 2),
+            new(new[] { 2 }, 0, 1, 4, Array.Empty<string>(), 0, 0, Tag: 3),
+            new(prompt, 0, 1, 5, Array.Empty<string>(), 0, 2, Tag: 4),
+            new(prompt, 0, 1, 12, Array.Empty<string>(), 0, 3, Tag: 5),
+        };
+        using var generator = new ContinuousBatchGenerator(model, Letters, Array.Empty<int>(), 8);
+        var results = new Dictionary<int, GenerationResult>();
+        foreach (var (r, g) in generator.Admit(rows)) results[(int)r.Tag!] = g;
+        while (generator.Live > 0)
+            foreach (var (r, g) in generator.Step()) results[(int)r.Tag!] = g;
+        foreach (var r in rows)
+            CollectionAssert.AreEqual(plain.Generate(r.Prompt, new GenerationOptions { MaxNewTokens = r.MaxNewTokens }).Tokens, results[(int)r.Tag!].Tokens, $"row {r.Tag}");
+    }
 
     [TestMethod]
     public void RowsThatNeedMoreSlotsGrowTheCacheWithoutChangingOthers()
