@@ -122,8 +122,9 @@ internal sealed class ContinuousBatchGenerator : IDisposable
             if (r.StopStrings.Count > 0 && decode is null) throw new InvalidOperationException("Stop strings need a decode function.");
         }
 
-        // Distinct prompts first (each prefilled once, in rows first..first+U-1), then the rows that share one.
-        var groups = rows.Select((r, i) => (Row: r, Index: i)).GroupBy(x => x.Row.Prompt, PromptComparer.Instance).ToList();
+        // Distinct prompts first, longest first (each prefilled once, in rows first..first+U-1), then the rows that share one.
+        var groups = rows.Select((r, i) => (Row: r, Index: i)).GroupBy(x => x.Row.Prompt, PromptComparer.Instance)
+            .OrderByDescending(g => g.Key.Length).ToList();
         var joining = new List<(GenerationRow Row, int Group)>();
         for (int g = 0; g < groups.Count; g++) joining.Add((groups[g].First().Row, g));
         for (int g = 0; g < groups.Count; g++) joining.AddRange(groups[g].Skip(1).Select(x => (x.Row, g)));
@@ -135,14 +136,16 @@ internal sealed class ContinuousBatchGenerator : IDisposable
         using var mode = new InferenceMode(model, first + joining.Count);
         using var scope = torch.NewDisposeScope();
         var device = model.Device;
-        // Prefill in passes of at most PrefillTokens tokens (attention scores grow with rows × length²).
+        // Prefill in passes of prompts of similar length (each padded to its longest) and at most MaxPrefillTokens
+        // tokens (attention scores grow with rows × length²).
         var lastLogits = new List<Tensor>();
-        int per = Math.Max(1, MaxPrefillTokens / P);
-        for (int g0 = 0; g0 < U; g0 += per)
+        for (int g0 = 0; g0 < U;)
         {
-            int count = Math.Min(per, U - g0);
+            int longest = groups[g0].Key.Length, count = 1;
+            while (g0 + count < U && (count + 1) * longest <= MaxPrefillTokens && groups[g0 + count].Key.Length * 5 >= longest * 4) count++;
             cache!.PrepareBlock(first + g0, count);
-            lastLogits.Add(Prefill(groups.Skip(g0).Take(count).Select(g => g.Key).ToList(), P));
+            lastLogits.Add(Prefill(groups.Skip(g0).Take(count).Select(g => g.Key).ToList(), longest));
+            g0 += count;
         }
         Prefills++;
         PrefillTokens += groups.Sum(g => (long)g.Key.Length);

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using TorchSharp;
+using static TorchSharp.torch;
 
 namespace Microsoft.ML.StepDpo.Modeling;
 
@@ -28,4 +29,18 @@ internal static class KeptScalars
 
     /// <summary>An integer Scalar of <paramref name="value"/> that is never finalized.</summary>
     public static Scalar Num(long value) => s_longs.GetOrAdd(value, v => v.ToScalar());
+
+    // TorchSharp's + (and add without an alpha) passes alpha = 1 to libtorch as a temporary Scalar of its own, with the
+    // same race: a + b failed at random in long decoding runs ("Expected false to be true" from Scalar::toFloat). These
+    // pass a kept alpha instead. (Its - calls libtorch's sub without an alpha and is safe, except number - tensor, which
+    // it computes as -tensor + number.)
+
+    /// <summary><paramref name="a"/> + <paramref name="b"/>.</summary>
+    public static Tensor Plus(this Tensor a, Tensor b) => a.add(b, Num(1L));
+
+    /// <summary><paramref name="a"/> + <paramref name="b"/> (a kept Scalar, <see cref="Num(double)"/>).</summary>
+    public static Tensor Plus(this Tensor a, Scalar b) => a.add(b, Num(1L));
+
+    /// <summary><paramref name="a"/> - <paramref name="b"/> for a kept Scalar <paramref name="a"/>.</summary>
+    public static Tensor Minus(Scalar a, Tensor b) => b.neg().add(a, Num(1L));
 }

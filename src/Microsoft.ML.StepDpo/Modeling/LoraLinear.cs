@@ -66,7 +66,7 @@ internal sealed class LoraLinear : nn.Module
         using (torch.no_grad())
         {
             var delta = lora_B.weight!.to(ScalarType.Float32).matmul(lora_A.weight!.to(ScalarType.Float32)) * Num(Scaling);
-            weight.add_(delta.to(weight.dtype));
+            weight.add_(delta.to(weight.dtype), Num(1L));
         }
         RemoveAdapter();
     }
@@ -86,7 +86,7 @@ internal sealed class LoraLinear : nn.Module
         var y = InferenceLinear.Linear(x, weight, bias);   // F.linear, or the bf16 decoding kernel without autograd
         if (lora_A is null || lora_B is null || !AdapterEnabled) return y;
         var h = Dropout > 0 ? nn.functional.dropout(x, Dropout, training) : x;
-        return y + lora_B.forward(lora_A.forward(h)) * Num(Scaling);
+        return y.Plus(lora_B.forward(lora_A.forward(h)) * Num(Scaling));
     }
 
     /// <summary>Hugging Face's initialization: N(0, std) weights, zero bias.</summary>

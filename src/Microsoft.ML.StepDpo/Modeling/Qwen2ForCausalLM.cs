@@ -26,7 +26,7 @@ internal sealed class RmsNorm : nn.Module
     {
         using var scope = torch.NewDisposeScope();
         var h = x.to(ScalarType.Float32);
-        h = h * torch.rsqrt(h.pow(Num(2)).mean(new long[] { -1 }, keepdim: true) + Num(eps));
+        h = h * torch.rsqrt(h.pow(Num(2)).mean(new long[] { -1 }, keepdim: true).Plus(Num(eps)));
         return (weight * h.to(x.dtype)).MoveToOuterDisposeScope();
     }
 }
@@ -73,7 +73,7 @@ internal static class Rotary
     {
         long d = x.shape[^1], half = d / 2;
         var rotated = torch.cat(new[] { -x.narrow(-1, half, d - half), x.narrow(-1, 0, half) }, -1);
-        return x * cos + rotated * sin;
+        return (x * cos).Plus(rotated * sin);
     }
 }
 
@@ -195,8 +195,8 @@ internal sealed class Qwen2DecoderLayer : nn.Module
     public Tensor forward(Tensor x, Tensor cos, Tensor sin, Tensor? mask, IKvCache? cache, int layer, long offset)
     {
         using var scope = torch.NewDisposeScope();
-        var h = x + self_attn.forward(input_layernorm.forward(x), cos, sin, mask, cache, layer, offset);
-        return (h + mlp.forward(post_attention_layernorm.forward(h))).MoveToOuterDisposeScope();
+        var h = x.Plus(self_attn.forward(input_layernorm.forward(x), cos, sin, mask, cache, layer, offset));
+        return h.Plus(mlp.forward(post_attention_layernorm.forward(h))).MoveToOuterDisposeScope();
     }
 }
 

@@ -44,14 +44,14 @@ internal static class PreferenceLoss
             case PreferenceLossKind.Robust:
             {
                 var delta = Num(beta) * (chosenLogRatio - rejectedLogRatio);
-                losses = (Num(1 - labelSmoothing) * -nn.functional.logsigmoid(delta) + Num(labelSmoothing) * nn.functional.logsigmoid(-delta))
+                losses = (Num(1 - labelSmoothing) * -nn.functional.logsigmoid(delta)).Plus(Num(labelSmoothing) * nn.functional.logsigmoid(-delta))
                          / Num(1 - 2 * labelSmoothing);
                 break;
             }
             case PreferenceLossKind.Hinge:
             {
                 var delta = Num(beta) * (chosenLogRatio - rejectedLogRatio);
-                losses = nn.functional.relu(Num(1) - delta);
+                losses = nn.functional.relu(Minus(Num(1), delta));
                 break;
             }
             case PreferenceLossKind.Ipo:

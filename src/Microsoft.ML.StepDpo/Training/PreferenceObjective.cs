@@ -44,7 +44,7 @@ internal sealed class PreferenceObjective : ITrainingObjective<TokenizedPair>
         var result = PreferenceLoss.Compute(policy, reference, Beta, Loss, LabelSmoothing);
         var loss = result.Loss;
         if (NllWeight > 0)
-            loss = loss + Num(NllWeight) * -(policy.Chosen.sum() / policy.ChosenTokens.sum());
+            loss = loss.Plus(Num(NllWeight) * -(policy.Chosen.sum() / policy.ChosenTokens.sum()));
 
         var metrics = new Dictionary<string, double>
         {

@@ -51,7 +51,8 @@ internal static class ResponseLogProbs
         var sideT = torch.tensor(labels.Select(l => (long)l.Side).ToArray(), device: device);
         var chosenMask = sideT.eq(Num(0)).to(dtype);
         var meanChosen = (meanLogit * chosenMask).sum() / chosenMask.sum().clamp_min(Num(1));
-        var meanRejected = (meanLogit * (Num(1) - chosenMask)).sum() / (Num(1) - chosenMask).sum().clamp_min(Num(1));
+        var rejectedMask = Minus(Num(1), chosenMask);
+        var meanRejected = (meanLogit * rejectedMask).sum() / rejectedMask.sum().clamp_min(Num(1));
         return (lp, meanChosen, meanRejected);
     }
 }

@@ -52,6 +52,11 @@ public sealed class KeptScalarsGuardTests
                 // Tensor's implicit conversion from a Scalar always throws ("Should not be called").
                 || (type == "Tensor" && name == "op_Implicit" && parameters.Contains("Scalar"));
             bool numberOperator = type == "Tensor" && name.StartsWith("op_", StringComparison.Ordinal) && parameters.Any(TypeNames.IsNumber);
+            // TorchSharp's + and add/add_ without an alpha pass alpha = 1 as a temporary Scalar of their own (so does
+            // number - tensor, computed as -tensor + number); its - and sub call libtorch without one.
+            numberOperator |= type == "Tensor" && name == "op_Addition";
+            numberOperator |= type == "Tensor" && name is "add" or "add_" && parameters.Length == 1;
+            numberOperator |= type == "Tensor" && name == "op_Subtraction" && parameters.Length == 2 && parameters[0] == "Scalar";
             if (conversion || numberOperator)
                 targets[MetadataTokens.GetToken(handle)] = $"{type}.{name}({string.Join(", ", parameters)})";
         }
