@@ -143,7 +143,7 @@ internal sealed class Qwen2Attention : nn.Module
         using var scope = torch.NewDisposeScope();
         var scores = q.matmul(k.transpose(-2, -1)) * Num(1.0 / Math.Sqrt(q.shape[^1]));
         var allowed = mask ?? (causal ? Qwen2ForCausalLM.CausalMask(q.shape[2], 0, q.device) : null);
-        if (allowed is not null) scores = scores + (allowed.to(scores.dtype) - Num(1.0)) * Num(1e9);
+        if (allowed is not null) scores = scores.Plus((allowed.to(scores.dtype) - Num(1.0)) * Num(1e9));
         return scores.softmax(-1).matmul(v).MoveToOuterDisposeScope();
     }
 

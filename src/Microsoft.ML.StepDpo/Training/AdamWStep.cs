@@ -45,7 +45,7 @@ internal static class AdamWStep
                 state.exp_avg_sq.mul_(Num(beta2)).addcmul_(grad, grad, value: Num(1 - beta2));
                 var denom = state.exp_avg_sq.sqrt();
                 using (var root = Math.Sqrt(biasCorrection2).ToScalar()) denom.div_(root);
-                denom.add_(Num(eps));
+                denom.add_(Num(eps), Num(1L));   // with a kept alpha (KeptScalars)
                 using var stepSize = (-(lr / biasCorrection1)).ToScalar();
                 param.addcdiv_(state.exp_avg, denom, value: stepSize);
             }

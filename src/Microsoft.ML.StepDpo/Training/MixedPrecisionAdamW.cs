@@ -1,3 +1,4 @@
+using static Microsoft.ML.StepDpo.Modeling.KeptScalars;
 using TorchSharp;
 using TorchSharp.Modules;
 using Microsoft.ML.StepDpo.Modeling;
@@ -92,7 +93,7 @@ internal sealed class MixedPrecisionAdamW : IDisposable
             if (g is null) continue;
             var sum = master.grad;
             if (sum is null) master.grad = g.to(ScalarType.Float32);
-            else sum.add_(g);
+            else sum.add_(g, Num(1L));   // with a kept alpha (KeptScalars)
             p.grad = null;
             _hadGradient[i] = true;
         }
