@@ -211,6 +211,46 @@ public sealed class HubCheckpointTests
     }
 
     [TestMethod]
+    public void SparseLayersKeepTheLayoutAndLeaveOnlyTheLayerProjectionsZero()
+    {
+        string dense = NewFolder(), sparse = NewFolder();
+        try
+        {
+            var shape = Tiny(tied: false);
+            HubCheckpointWriter.Write(shape, ScalarType.BFloat16, seed: 5, dense, TokenizerFixtures.QwenDirectory, maxShardBytes: 2_000_000);
+            HubCheckpointWriter.Write(shape, ScalarType.BFloat16, seed: 5, sparse, TokenizerFixtures.QwenDirectory, maxShardBytes: 2_000_000, sparseLayers: true);
+            var files = Directory.GetFiles(dense).Select(Path.GetFileName).Order().ToArray();
+            CollectionAssert.AreEqual(files, Directory.GetFiles(sparse).Select(Path.GetFileName).Order().ToArray());
+            foreach (var f in files)
+                Assert.AreEqual(new FileInfo(Path.Combine(dense, f!)).Length, new FileInfo(Path.Combine(sparse, f!)).Length, f);
+            var (a, _) = ModelFolder.Load(dense);
+            var (b, _) = ModelFolder.Load(sparse);
+            using (a)
+            using (b)
+            {
+                var pa = a.named_parameters().ToDictionary(p => p.name, p => p.parameter);
+                int zeroed = 0;
+                foreach (var (name, p) in b.named_parameters())
+                {
+                    if (HubCheckpointWriter.IsLayerProjection(name))
+                    {
+                        Assert.AreEqual(0, p.to(ScalarType.Float32).abs().sum().item<float>(), name);
+                        zeroed++;
+                    }
+                    else Assert.IsTrue(pa[name].equal(p).all().item<bool>(), name);
+                }
+                Assert.AreEqual(3 * 10, zeroed, "per layer: q/k/v weights and biases, o, gate, up, down");
+                Assert.IsTrue(b.named_parameters().Any(p => p.name == "model.layers.0.input_layernorm.weight"));
+            }
+        }
+        finally
+        {
+            foreach (var d in new[] { dense, sparse })
+                if (Directory.Exists(d)) Directory.Delete(d, true);
+        }
+    }
+
+    [TestMethod]
     public void AFolderThatIsNotEmptyIsRefused()
     {
         string dir = NewFolder();
