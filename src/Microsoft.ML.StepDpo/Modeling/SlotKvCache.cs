@@ -20,6 +20,8 @@ internal sealed class SlotKvCache : IKvCache, IDisposable
     private readonly long kvHeads, headDim;
     private long blockFirst = -1, blockRows, stepRows, span;
     private Tensor? stepIndex;   // [n·kv] flat slot indices of this step's writes
+    private Tensor? rowsIndex;   // [U·kv·T] flat slot indices of a PrepareRows pass
+    private long rowsFirst, rowsCount, rowsTokens;
     private SlotSpan[]? stepSpans;  // where each row of this step finds its keys (its write slot included)
 
     public SlotKvCache(Qwen2Config config, long rows, long capacity, ScalarType dtype, Device device)
@@ -77,9 +79,41 @@ internal sealed class SlotKvCache : IKvCache, IDisposable
         this.span = span;
     }
 
+    /// <summary>
+    /// The next forward pass (<paramref name="tokens"/> per row: the rest of prompts whose first slots already hold a
+    /// cached prefix) writes row first+u's tokens at slots starts[u].. and returns slots 0..<paramref name="span"/>-1
+    /// of rows first..first+U-1 to attend over (the caller masks each query to its row's slots up to its own).
+    /// </summary>
+    public void PrepareRows(long first, long[] starts, int tokens, long span)
+    {
+        long count = starts.Length;
+        if (first < 0 || count < 1 || first + count > Rows || tokens < 1) throw new ArgumentOutOfRangeException(nameof(first));
+        if (span > Capacity || starts.Any(x => x < 0 || x + tokens > span)) throw new InvalidOperationException("A write lies outside the span or the capacity.");
+        ClearStep();
+        var index = new long[count * kvHeads * tokens];
+        int at = 0;
+        for (long u = 0; u < count; u++)
+            for (long h = 0; h < kvHeads; h++)
+                for (long t = 0; t < tokens; t++)
+                    index[at++] = ((first + u) * kvHeads + h) * Capacity + starts[u] + t;
+        rowsIndex = torch.tensor(index, device: keys[0].device).DetachFromDisposeScope();
+        rowsFirst = first;
+        rowsCount = count;
+        rowsTokens = tokens;
+        this.span = span;
+    }
+
     public (Tensor K, Tensor V) Append(int layer, Tensor k, Tensor v, long offset)
     {
         using var noGrad = torch.no_grad();
+        if (rowsIndex is not null)
+        {
+            if (k.shape[0] != rowsCount || k.shape[2] != rowsTokens) throw new InvalidOperationException("The tokens do not match the prepared rows.");
+            long total = Rows * kvHeads * Capacity, n = rowsCount * kvHeads * rowsTokens;
+            keys[layer].view(total, headDim).index_copy_(0, rowsIndex, k.reshape(n, headDim));
+            values[layer].view(total, headDim).index_copy_(0, rowsIndex, v.reshape(n, headDim));
+            return (keys[layer].narrow(0, rowsFirst, rowsCount).narrow(2, 0, span), values[layer].narrow(0, rowsFirst, rowsCount).narrow(2, 0, span));
+        }
         if (stepIndex is not null)
         {
             if (k.shape[0] != stepRows || k.shape[2] != 1) throw new InvalidOperationException("A step writes one token for each prepared row.");
@@ -139,6 +173,9 @@ internal sealed class SlotKvCache : IKvCache, IDisposable
             cache[to].narrow(1, first, end - first).copy_(cache[from].narrow(1, first, end - first));
     }
 
+    /// <summary>The key and value tensors [rows, kv, capacity, d] of every layer (replaced when the cache grows).</summary>
+    internal IReadOnlyList<(Tensor Keys, Tensor Values)> Layers => keys.Zip(values).ToList();
+
     /// <summary>Grows every row to at least <paramref name="capacity"/> slots, keeping what is stored.</summary>
     public void EnsureCapacity(long capacity)
     {
@@ -163,6 +200,8 @@ internal sealed class SlotKvCache : IKvCache, IDisposable
 
     private void ClearStep()
     {
+        rowsIndex?.Dispose();
+        rowsIndex = null;
         stepIndex?.Dispose();
         stepIndex = null;
         stepSpans = null;
