@@ -23,8 +23,9 @@ internal sealed record GenerationRow(int[] Prompt, double Temperature, double To
 /// sampled from its own random stream with its own settings (<see cref="RowSampler"/>), and its keys and values live
 /// in its own row of a <see cref="SlotKvCache"/> with its own positions and mask, so its result is what it gets
 /// generated alone — the same token for token at temperature 0 as <see cref="TextGenerator"/> one prompt at a time
-/// (up to floating-point rounding that batch shapes can change). Sequences admitted together with equal prompts share
-/// one prefill.
+/// (up to floating-point rounding that batch shapes can change). Work a batch can share is done once: sequences admitted
+/// together with equal prompts share one prefill (and, with <see cref="SlotAttention"/>, one stored copy of it), and a
+/// prompt that begins with a recently prefilled one runs only its rest (<see cref="PromptPrefixPool"/>).
 /// </summary>
 internal sealed class ContinuousBatchGenerator : IDisposable
 {
@@ -76,7 +77,7 @@ internal sealed class ContinuousBatchGenerator : IDisposable
     /// <summary>Sequences that can still join.</summary>
     public int FreeRows => MaxRows - live.Count;
 
-    /// <summary>Prefill passes so far.</summary>
+    /// <summary>Admissions so far (each runs one or more prefill passes).</summary>
     public long Prefills { get; private set; }
 
     /// <summary>Prompt tokens run through the model so far (once per distinct prompt of a pass, and only past a pooled prefix).</summary>
