@@ -295,11 +295,13 @@ internal sealed class ContinuousBatchGenerator : IDisposable
         var writes = live.Select(s => s.Write).ToArray();
         long span = writes.Max() + 1;
         cache!.PrepareStep(writes, span, sharePrompts ? live.Select(s => (s.Owner.Slot, s.PromptLength)).ToList() : null);
-        var keySlots = torch.arange(Num(0L), Num(span), dtype: ScalarType.Int64, device: device).unsqueeze(0);
-        var keyMask = keySlots.le(torch.tensor(writes, device: device).unsqueeze(1));               // [n, span]: slots 0..write
+        // The mask is SDPA's (slots 0..write of each row); SlotAttention, which serves the steps whose prompts are shared,
+        // reads just those slots itself.
+        var keyMask = sharePrompts ? null
+            : torch.arange(Num(0L), Num(span), dtype: ScalarType.Int64, device: device).unsqueeze(0).le(torch.tensor(writes, device: device).unsqueeze(1)).view(n, 1, 1, span);
         var input = torch.tensor(live.Select(s => (long)s.Tokens[^1]).ToArray(), device: device).unsqueeze(1);
         var pos = torch.tensor(live.Select(s => (long)(s.PromptLength + s.Tokens.Count - 1)).ToArray(), device: device).unsqueeze(1);
-        var hidden = model.Hidden(input, pos, keyMask.view(n, 1, 1, span), cache, 0);
+        var hidden = model.Hidden(input, pos, keyMask, cache, 0);
         var logits = model.Logits(hidden).squeeze(1);
         long sampling = Stopwatch.GetTimestamp();
         var next = Sample(logits, live.Select(s => s.Job).ToList(), live.Select(s => (long)s.Tokens.Count).ToList());

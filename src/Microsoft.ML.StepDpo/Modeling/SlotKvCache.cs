@@ -60,7 +60,7 @@ internal sealed class SlotKvCache : IKvCache, IDisposable
     /// returns slots 0..<paramref name="span"/>-1 of rows 0..n-1 to attend over (SDPA, the caller masking what a row
     /// does not own), or attends itself (<see cref="Attend"/>). With <paramref name="prompts"/>, row b's slots below
     /// Shared are read from row PromptRow instead (a prompt stored once for several rows): only <see cref="Attend"/>
-    /// can serve such a step.
+    /// can serve such a step, and it serves it always (see <see cref="AttendsItself"/>).
     /// </summary>
     public void PrepareStep(long[] writeSlots, long span, IReadOnlyList<(int PromptRow, int Shared)>? prompts = null)
     {
@@ -74,7 +74,7 @@ internal sealed class SlotKvCache : IKvCache, IDisposable
                 index[b * kvHeads + h] = (b * kvHeads + h) * Capacity + writeSlots[b];
         stepIndex = torch.tensor(index, device: keys[0].device).DetachFromDisposeScope();
         stepSpans = writeSlots.Select((w, b) => prompts is null ? new SlotSpan(b, 0, (int)w + 1) : new SlotSpan(prompts[b].PromptRow, prompts[b].Shared, (int)w + 1)).ToArray();
-        SharesPrompts = prompts is not null && prompts.Where((p, b) => p.Shared > 0 && p.PromptRow != b).Any();
+        AttendsItself = prompts is not null;
         stepRows = n;
         this.span = span;
     }
@@ -139,13 +139,16 @@ internal sealed class SlotKvCache : IKvCache, IDisposable
     public Tensor? Attend(int layer, Tensor q)
     {
         if (stepIndex is null || stepSpans is null) return null;
-        if (!SharesPrompts && !SlotAttention.AppliesTo(keys[layer].dtype, keys[layer].device)) return null;
+        if (!AttendsItself && !SlotAttention.AppliesTo(keys[layer].dtype, keys[layer].device)) return null;
         if (q.shape[0] != stepRows) throw new InvalidOperationException("The queries do not match the prepared rows.");
         return SlotAttention.Attend(q, keys[layer], values[layer], stepSpans);
     }
 
-    /// <summary>Whether a row of the prepared step reads another row's prompt (then only <see cref="Attend"/> is right).</summary>
-    public bool SharesPrompts { get; private set; }
+    /// <summary>
+    /// Whether the prepared step was given <c>prompts</c>: its rows may read other rows' prompts, and <see cref="Attend"/>
+    /// serves it whatever <see cref="SlotAttention.Enabled"/> says (SDPA over the rows' own slots would be wrong).
+    /// </summary>
+    public bool AttendsItself { get; private set; }
 
     /// <summary>Copies slots 0..slots-1 of rows <paramref name="from"/> to rows <paramref name="to"/> (new rows sharing a prefilled prompt).</summary>
     public void CopyRows(long[] from, long[] to, long slots)
@@ -205,7 +208,7 @@ internal sealed class SlotKvCache : IKvCache, IDisposable
         stepIndex?.Dispose();
         stepIndex = null;
         stepSpans = null;
-        SharesPrompts = false;
+        AttendsItself = false;
         blockFirst = -1;
     }
 

@@ -159,7 +159,7 @@ internal static class SamplingBenchmark
                 string details = legacy is not null
                     ? legacy.Stats.ToString()
                     : current!.Generator is { } g
-                        ? $"prefills {g.Prefills} ({g.PrefillTokens} prompt tokens), steps {g.Steps} ({(double)g.RowSteps / Math.Max(1, g.Steps):F0} rows/step, {g.RowSteps} tokens); " +
+                        ? $"admissions {g.Prefills} ({g.PrefillTokens} prompt tokens run, {g.ReusedTokens} from the prefix pool), steps {g.Steps} ({(double)g.RowSteps / Math.Max(1, g.Steps):F0} rows/step, {g.RowSteps} tokens); " +
                           $"admit {g.AdmitTime.TotalSeconds:F1} s + steps {g.StepTime.TotalSeconds:F1} s (sampling {g.SampleTime.TotalSeconds:F1} s)"
                         : "";
                 return new StageRun(seconds, report, File.ReadAllBytes(options.OutputPath), details, $"{before}->{Load()}");
