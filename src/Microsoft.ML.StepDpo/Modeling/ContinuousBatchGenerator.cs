@@ -23,8 +23,9 @@ internal sealed record GenerationRow(int[] Prompt, double Temperature, double To
 /// sampled from its own random stream with its own settings (<see cref="RowSampler"/>), and its keys and values live
 /// in its own row of a <see cref="SlotKvCache"/> with its own positions and mask, so its result is what it gets
 /// generated alone — the same token for token at temperature 0 as <see cref="TextGenerator"/> one prompt at a time
-/// (up to floating-point rounding that batch shapes can change). Sequences admitted together with equal prompts share
-/// one prefill.
+/// (up to floating-point rounding that batch shapes can change). Work a batch can share is done once: sequences admitted
+/// together with equal prompts share one prefill (and, with <see cref="SlotAttention"/>, one stored copy of it), and a
+/// prompt that begins with a recently prefilled one runs only its rest (<see cref="PromptPrefixPool"/>).
 /// </summary>
 internal sealed class ContinuousBatchGenerator : IDisposable
 {
@@ -47,6 +48,7 @@ internal sealed class ContinuousBatchGenerator : IDisposable
     private readonly List<Sequence> live = new();
     private readonly bool sharePrompts;
     private SlotKvCache? cache;
+    private PromptPrefixPool? pool;
 
     /// <param name="model">The model to sample from.</param>
     /// <param name="decode">Ids to text; needed for stop strings and results' text.</param>
@@ -75,11 +77,17 @@ internal sealed class ContinuousBatchGenerator : IDisposable
     /// <summary>Sequences that can still join.</summary>
     public int FreeRows => MaxRows - live.Count;
 
-    /// <summary>Prefill passes so far.</summary>
+    /// <summary>Admissions so far (each runs one or more prefill passes).</summary>
     public long Prefills { get; private set; }
 
-    /// <summary>Prompt tokens prefilled so far (once per distinct prompt of a pass).</summary>
+    /// <summary>Prompt tokens run through the model so far (once per distinct prompt of a pass, and only past a pooled prefix).</summary>
     public long PrefillTokens { get; private set; }
+
+    /// <summary>Prompt tokens whose keys and values came from the prefix pool instead.</summary>
+    public long ReusedTokens { get; private set; }
+
+    /// <summary>Whether prompts that begin with a recently prefilled prompt reuse its keys and values (<see cref="PromptPrefixPool"/>). Default true.</summary>
+    internal bool ReusePrefixes { get; init; } = true;
 
     /// <summary>Decoding steps so far, and the sequences they carried.</summary>
     public long Steps { get; private set; }
@@ -122,33 +130,69 @@ internal sealed class ContinuousBatchGenerator : IDisposable
             if (r.StopStrings.Count > 0 && decode is null) throw new InvalidOperationException("Stop strings need a decode function.");
         }
 
-        // Distinct prompts first, longest first (each prefilled once, in rows first..first+U-1), then the rows that share one.
-        var groups = rows.Select((r, i) => (Row: r, Index: i)).GroupBy(x => x.Row.Prompt, PromptComparer.Instance)
-            .OrderByDescending(g => g.Key.Length).ToList();
-        var joining = new List<(GenerationRow Row, int Group)>();
-        for (int g = 0; g < groups.Count; g++) joining.Add((groups[g].First().Row, g));
-        for (int g = 0; g < groups.Count; g++) joining.AddRange(groups[g].Skip(1).Select(x => (x.Row, g)));
+        // Sequences that joined earlier leave their prompts in the prefix pool, unless the batch ran empty since (the
+        // model may have changed in between).
+        if (live.Count == 0) pool?.Clear();
 
-        int U = groups.Count, P = groups.Max(g => g.Key.Length), first = live.Count;
+        // Distinct prompts first (each prefilled once, in rows first..first+U-1), then the rows that share one. Prompts
+        // that begin with a pooled prompt come last, ordered by what remains to run; the others longest first.
+        var distinct = rows.GroupBy(r => r.Prompt, PromptComparer.Instance)
+            .Select(g => (Rows: g.ToList(), Found: ReusePrefixes && pool is not null ? pool.Find(g.Key) : (Entry: -1, Shared: 0)))
+            .ToList();
+        var groups = distinct.Where(g => g.Found.Shared == 0).OrderByDescending(g => g.Rows[0].Prompt.Length)
+            .Concat(distinct.Where(g => g.Found.Shared > 0).OrderByDescending(g => g.Rows[0].Prompt.Length - g.Found.Shared))
+            .ToList();
+        var joining = new List<(GenerationRow Row, int Group)>();
+        for (int g = 0; g < groups.Count; g++) joining.Add((groups[g].Rows[0], g));
+        for (int g = 0; g < groups.Count; g++) joining.AddRange(groups[g].Rows.Skip(1).Select(x => (x, g)));
+
+        int U = groups.Count, P = groups.Max(g => g.Rows[0].Prompt.Length), first = live.Count;
+        int Remaining(int g) => groups[g].Rows[0].Prompt.Length - groups[g].Found.Shared;
+        // Passes of prompts of similar length to run (each padded to its longest) and at most MaxPrefillTokens tokens
+        // (attention scores grow with rows × length²); a pass never mixes pooled and unpooled prompts.
+        var passes = new List<(int First, int Count, int Tokens)>();
+        for (int g0 = 0; g0 < U;)
+        {
+            int longest = Remaining(g0), count = 1;
+            bool pooled = groups[g0].Found.Shared > 0;
+            while (g0 + count < U && (groups[g0 + count].Found.Shared > 0) == pooled && (count + 1) * longest <= MaxPrefillTokens
+                   && Remaining(g0 + count) * 5 >= longest * 4)
+                count++;
+            passes.Add((g0, count, longest));
+            g0 += count;
+        }
         int MaxNew(GenerationRow r) => Math.Min(r.MaxNewTokens, context - r.Prompt.Length);
-        EnsureCache(P + rows.Max(MaxNew));
+        // Slots a pass writes: a pooled prompt's padding lies after its shared prefix.
+        long written = passes.Max(p => Enumerable.Range(p.First, p.Count).Max(g => (long)groups[g].Found.Shared) + p.Tokens);
+        EnsureCache(Math.Max(P, written) + rows.Max(MaxNew));
 
         using var mode = new InferenceMode(model, first + joining.Count);
         using var scope = torch.NewDisposeScope();
         var device = model.Device;
-        // Prefill in passes of prompts of similar length (each padded to its longest) and at most MaxPrefillTokens
-        // tokens (attention scores grow with rows × length²).
         var lastLogits = new List<Tensor>();
-        for (int g0 = 0; g0 < U;)
+        foreach (var (g0, count, tokens) in passes)
         {
-            int longest = groups[g0].Key.Length, count = 1;
-            while (g0 + count < U && (count + 1) * longest <= MaxPrefillTokens && groups[g0 + count].Key.Length * 5 >= longest * 4) count++;
-            cache!.PrepareBlock(first + g0, count);
-            lastLogits.Add(Prefill(groups.Skip(g0).Take(count).Select(g => g.Key).ToList(), longest));
-            g0 += count;
+            var prompts = groups.Skip(g0).Take(count).Select(g => g.Rows[0].Prompt).ToList();
+            if (groups[g0].Found.Shared == 0)
+            {
+                cache!.PrepareBlock(first + g0, count);
+                lastLogits.Add(Prefill(prompts, tokens));
+            }
+            else
+            {
+                var shared = groups.Skip(g0).Take(count).Select(g => g.Found.Shared).ToArray();
+                for (int i = 0; i < count; i++) pool!.Load(groups[g0 + i].Found.Entry, shared[i], cache!, first + g0 + i);
+                lastLogits.Add(PrefillAfter(prompts, shared, first + g0, tokens));
+            }
         }
         Prefills++;
-        PrefillTokens += groups.Sum(g => (long)g.Key.Length);
+        PrefillTokens += Enumerable.Range(0, U).Sum(g => (long)Remaining(g));
+        ReusedTokens += groups.Sum(g => (long)g.Found.Shared);
+        if (ReusePrefixes)
+        {
+            pool ??= new PromptPrefixPool(model.Config, MaxRows, model.DType, model.Device);
+            for (int g = 0; g < U; g++) pool.Store(groups[g].Rows[0].Prompt, cache!, first + g);
+        }
 
         // Rows sharing a prompt read it from the row it was prefilled in, or (for SDPA) get a copy; every row samples
         // its own first token.
@@ -204,6 +248,34 @@ internal sealed class ContinuousBatchGenerator : IDisposable
         return model.Logits(hidden.gather(1, last)).squeeze(1);
     }
 
+    /// <summary>
+    /// Runs the rest of <paramref name="prompts"/> whose first <paramref name="shared"/> tokens' keys and values are
+    /// already in cache rows rowFirst.. (from the prefix pool): right-padded to <paramref name="tokens"/>, at positions
+    /// shared + t, each query attending to its row's slots up to its own; returns the logits [U, V] of each prompt's
+    /// last token.
+    /// </summary>
+    private Tensor PrefillAfter(IReadOnlyList<int[]> prompts, int[] shared, long rowFirst, int tokens)
+    {
+        int U = prompts.Count;
+        var device = model.Device;
+        var ids = new long[U, tokens];
+        var positions = new long[U, tokens];
+        for (int u = 0; u < U; u++)
+            for (int t = 0; t < tokens; t++)
+            {
+                int at = shared[u] + t;
+                ids[u, t] = at < prompts[u].Length ? prompts[u][at] : 0;
+                positions[u, t] = at;
+            }
+        long span = shared.Max() + tokens;
+        cache!.PrepareRows(rowFirst, shared.Select(x => (long)x).ToArray(), tokens, span);
+        var slots = torch.arange(Num(0L), Num(span), dtype: ScalarType.Int64, device: device).view(1, 1, span);
+        var mask = slots.le(torch.tensor(positions, device: device).unsqueeze(-1)).unsqueeze(1);                 // [U, 1, T, span]
+        var hidden = model.Hidden(torch.tensor(ids, device: device), torch.tensor(positions, device: device), mask, cache, 0);
+        var last = torch.tensor(prompts.Select((p, u) => (long)(p.Length - shared[u] - 1)).ToArray(), device: device).view(U, 1, 1).expand(U, 1, hidden.shape[2]);
+        return model.Logits(hidden.gather(1, last)).squeeze(1);
+    }
+
     /// <summary>One token for every live sequence; returns those that stopped.</summary>
     public IReadOnlyList<(GenerationRow Row, GenerationResult Result)> Step()
     {
@@ -223,11 +295,13 @@ internal sealed class ContinuousBatchGenerator : IDisposable
         var writes = live.Select(s => s.Write).ToArray();
         long span = writes.Max() + 1;
         cache!.PrepareStep(writes, span, sharePrompts ? live.Select(s => (s.Owner.Slot, s.PromptLength)).ToList() : null);
-        var keySlots = torch.arange(Num(0L), Num(span), dtype: ScalarType.Int64, device: device).unsqueeze(0);
-        var keyMask = keySlots.le(torch.tensor(writes, device: device).unsqueeze(1));               // [n, span]: slots 0..write
+        // The mask is SDPA's (slots 0..write of each row); SlotAttention, which serves the steps whose prompts are shared,
+        // reads just those slots itself.
+        var keyMask = sharePrompts ? null
+            : torch.arange(Num(0L), Num(span), dtype: ScalarType.Int64, device: device).unsqueeze(0).le(torch.tensor(writes, device: device).unsqueeze(1)).view(n, 1, 1, span);
         var input = torch.tensor(live.Select(s => (long)s.Tokens[^1]).ToArray(), device: device).unsqueeze(1);
         var pos = torch.tensor(live.Select(s => (long)(s.PromptLength + s.Tokens.Count - 1)).ToArray(), device: device).unsqueeze(1);
-        var hidden = model.Hidden(input, pos, keyMask.view(n, 1, 1, span), cache, 0);
+        var hidden = model.Hidden(input, pos, keyMask, cache, 0);
         var logits = model.Logits(hidden).squeeze(1);
         long sampling = Stopwatch.GetTimestamp();
         var next = Sample(logits, live.Select(s => s.Job).ToList(), live.Select(s => (long)s.Tokens.Count).ToList());
@@ -259,6 +333,8 @@ internal sealed class ContinuousBatchGenerator : IDisposable
         live.Clear();
         cache?.Dispose();
         cache = null;
+        pool?.Dispose();
+        pool = null;
     }
 
     private long[] Sample(Tensor logits, IReadOnlyList<GenerationRow> jobs, IReadOnlyList<long> steps)

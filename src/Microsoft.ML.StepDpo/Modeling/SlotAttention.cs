@@ -54,7 +54,7 @@ internal static class SlotAttention
     private static void Run<T>(Tensor q, Tensor keys, Tensor values, Tensor output, IReadOnlyList<SlotSpan> spans, int[] order, Shape s)
         where T : unmanaged, IFloatingPointIeee754<T>, IExponentialFunctions<T>
     {
-        int rows = order.Length, scratchLength = 2 * (s.Heads / s.Kv) * spans.Max(x => x.Length);
+        int rows = order.Length, scratchLength = 2 * spans.Max(x => x.Length);
         bool vectorized = typeof(T) == typeof(float) && s.D % 8 == 0 && Avx.IsSupported && Fma.IsSupported && VectorizedEnabled;
         void Rows(int from, int to, T[] scratch)
         {
@@ -80,54 +80,102 @@ internal static class SlotAttention
     internal static bool VectorizedEnabled { get; set; } = true;
 
     /// <summary>
-    /// Row b in float32 with AVX2/FMA (d a multiple of 8): each key and value row is loaded once for all the query heads
-    /// of its kv group, products accumulated in 8-lane registers.
+    /// Row b in float32 with AVX2/FMA (d a multiple of 8): for each query head, one pass over the keys (the shared
+    /// prompt's, then the row's own) for the scores and one over the values with the output held in registers, 32 floats
+    /// of it at a time.
     /// </summary>
     private static unsafe void RowFloat(Tensor qt, Tensor kt, Tensor vt, Tensor ot, SlotSpan span, Shape s, int b, float[] scratch)
     {
-        int d = s.D, rep = s.Heads / s.Kv, len = span.Length, shared = span.Shared, chunks = d / 8;
+        int d = s.D, rep = s.Heads / s.Kv, len = span.Length, shared = span.Shared;
         float scale = 1f / MathF.Sqrt(d);
         fixed (byte* qb = qt.bytes, kb = kt.bytes, vb = vt.bytes, ob = ot.bytes)
         fixed (float* buffer = scratch)
         {
-            float* q = (float*)qb, k = (float*)kb, v = (float*)vb, o = (float*)ob, scores = buffer, probs = buffer + rep * len;
+            float* q = (float*)qb, k = (float*)kb, v = (float*)vb, o = (float*)ob, scores = buffer, probs = buffer + len;
             for (int h = 0; h < s.Kv; h++)
             {
-                float* promptKeys = k + (long)((span.PromptRow * s.Kv + h) * s.Capacity) * d, ownKeys = k + (long)((b * s.Kv + h) * s.Capacity) * d;
-                float* promptValues = v + (long)((span.PromptRow * s.Kv + h) * s.Capacity) * d, ownValues = v + (long)((b * s.Kv + h) * s.Capacity) * d;
-                float* queries = q + (long)(b * s.Heads + h * rep) * d;
-                for (int j = 0; j < len; j++)
-                {
-                    float* key = (j < shared ? promptKeys : ownKeys) + (long)j * d;
-                    for (int r = 0; r < rep; r++)
-                    {
-                        float* query = queries + r * d;
-                        var acc = Vector256<float>.Zero;
-                        for (int c = 0; c < chunks; c++)
-                            acc = Fma.MultiplyAdd(Avx.LoadVector256(key + 8 * c), Avx.LoadVector256(query + 8 * c), acc);
-                        scores[r * len + j] = Vector256.Sum(acc) * scale;
-                    }
-                }
+                long promptBase = (long)((span.PromptRow * s.Kv + h) * s.Capacity) * d, ownBase = (long)((b * s.Kv + h) * s.Capacity) * d;
                 for (int r = 0; r < rep; r++)
-                    TensorPrimitives.SoftMax(new ReadOnlySpan<float>(scores + r * len, len), new Span<float>(probs + r * len, len));
-
-                float* outs = o + (long)(b * s.Heads + h * rep) * d;
-                new Span<float>(outs, rep * d).Clear();
-                for (int j = 0; j < len; j++)
                 {
-                    float* value = (j < shared ? promptValues : ownValues) + (long)j * d;
-                    for (int c = 0; c < chunks; c++)
+                    int head = h * rep + r;
+                    float* query = q + (long)(b * s.Heads + head) * d;
+                    // Slots below `shared` are the prompt's row, the rest the row's own: two contiguous runs.
+                    Scores(query, k + promptBase, 0, shared, d, scale, scores);
+                    Scores(query, k + ownBase, shared, len, d, scale, scores);
+                    TensorPrimitives.SoftMax(new ReadOnlySpan<float>(scores, len), new Span<float>(probs, len));
+                    float* output = o + (long)(b * s.Heads + head) * d;
+                    for (int c = 0; c < d; c += 32)
                     {
-                        var vv = Avx.LoadVector256(value + 8 * c);
-                        for (int r = 0; r < rep; r++)
-                        {
-                            float* dst = outs + r * d + 8 * c;
-                            Avx.Store(dst, Fma.MultiplyAdd(Vector256.Create(probs[r * len + j]), vv, Avx.LoadVector256(dst)));
-                        }
+                        int width = Math.Min(32, d - c);
+                        var acc0 = Vector256<float>.Zero; var acc1 = Vector256<float>.Zero; var acc2 = Vector256<float>.Zero; var acc3 = Vector256<float>.Zero;
+                        Weigh(v + promptBase + c, 0, shared, d, width, probs, ref acc0, ref acc1, ref acc2, ref acc3);
+                        Weigh(v + ownBase + c, shared, len, d, width, probs, ref acc0, ref acc1, ref acc2, ref acc3);
+                        Avx.Store(output + c, acc0);
+                        if (width > 8) Avx.Store(output + c + 8, acc1);
+                        if (width > 16) Avx.Store(output + c + 16, acc2);
+                        if (width > 24) Avx.Store(output + c + 24, acc3);
                     }
                 }
             }
         }
+    }
+
+    /// <summary>scores[j] = scale · q·key[j] for slots from..to-1 of a cache row (keys d floats apart).</summary>
+    private static unsafe void Scores(float* query, float* keys, int from, int to, int d, float scale, float* scores)
+    {
+        if (d == 32)
+        {
+            // The common head size: the query in four registers.
+            var q0 = Avx.LoadVector256(query); var q1 = Avx.LoadVector256(query + 8); var q2 = Avx.LoadVector256(query + 16); var q3 = Avx.LoadVector256(query + 24);
+            for (int j = from; j < to; j++)
+            {
+                float* key = keys + (long)j * 32;
+                var acc = Avx.Multiply(Avx.LoadVector256(key), q0);
+                acc = Fma.MultiplyAdd(Avx.LoadVector256(key + 8), q1, acc);
+                acc = Fma.MultiplyAdd(Avx.LoadVector256(key + 16), q2, acc);
+                acc = Fma.MultiplyAdd(Avx.LoadVector256(key + 24), q3, acc);
+                scores[j] = Vector256.Sum(acc) * scale;
+            }
+            return;
+        }
+        for (int j = from; j < to; j++)
+        {
+            float* key = keys + (long)j * d;
+            var acc = Vector256<float>.Zero;
+            for (int c = 0; c < d; c += 8) acc = Fma.MultiplyAdd(Avx.LoadVector256(key + c), Avx.LoadVector256(query + c), acc);
+            scores[j] = Vector256.Sum(acc) * scale;
+        }
+    }
+
+    /// <summary>acc += Σ probs[j] · value[j][0..width) over slots from..to-1 (width ≤ 32, a multiple of 8).</summary>
+    private static unsafe void Weigh(float* values, int from, int to, int d, int width, float* probs,
+        ref Vector256<float> acc0, ref Vector256<float> acc1, ref Vector256<float> acc2, ref Vector256<float> acc3)
+    {
+        Vector256<float> a0 = acc0, a1 = acc1, a2 = acc2, a3 = acc3;
+        if (width == 32)
+        {
+            for (int j = from; j < to; j++)
+            {
+                float* value = values + (long)j * d;
+                var p = Vector256.Create(probs[j]);
+                a0 = Fma.MultiplyAdd(Avx.LoadVector256(value), p, a0);
+                a1 = Fma.MultiplyAdd(Avx.LoadVector256(value + 8), p, a1);
+                a2 = Fma.MultiplyAdd(Avx.LoadVector256(value + 16), p, a2);
+                a3 = Fma.MultiplyAdd(Avx.LoadVector256(value + 24), p, a3);
+            }
+        }
+        else
+        {
+            for (int j = from; j < to; j++)
+            {
+                float* value = values + (long)j * d;
+                var p = Vector256.Create(probs[j]);
+                a0 = Fma.MultiplyAdd(Avx.LoadVector256(value), p, a0);
+                if (width > 8) a1 = Fma.MultiplyAdd(Avx.LoadVector256(value + 8), p, a1);
+                if (width > 16) a2 = Fma.MultiplyAdd(Avx.LoadVector256(value + 16), p, a2);
+            }
+        }
+        acc0 = a0; acc1 = a1; acc2 = a2; acc3 = a3;
     }
 
     /// <summary>Row b, any precision and head size (TensorPrimitives per key).</summary>

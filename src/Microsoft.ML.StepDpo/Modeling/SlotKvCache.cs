@@ -20,6 +20,8 @@ internal sealed class SlotKvCache : IKvCache, IDisposable
     private readonly long kvHeads, headDim;
     private long blockFirst = -1, blockRows, stepRows, span;
     private Tensor? stepIndex;   // [n·kv] flat slot indices of this step's writes
+    private Tensor? rowsIndex;   // [U·kv·T] flat slot indices of a PrepareRows pass
+    private long rowsFirst, rowsCount, rowsTokens;
     private SlotSpan[]? stepSpans;  // where each row of this step finds its keys (its write slot included)
 
     public SlotKvCache(Qwen2Config config, long rows, long capacity, ScalarType dtype, Device device)
@@ -58,7 +60,7 @@ internal sealed class SlotKvCache : IKvCache, IDisposable
     /// returns slots 0..<paramref name="span"/>-1 of rows 0..n-1 to attend over (SDPA, the caller masking what a row
     /// does not own), or attends itself (<see cref="Attend"/>). With <paramref name="prompts"/>, row b's slots below
     /// Shared are read from row PromptRow instead (a prompt stored once for several rows): only <see cref="Attend"/>
-    /// can serve such a step.
+    /// can serve such a step, and it serves it always (see <see cref="AttendsItself"/>).
     /// </summary>
     public void PrepareStep(long[] writeSlots, long span, IReadOnlyList<(int PromptRow, int Shared)>? prompts = null)
     {
@@ -72,14 +74,46 @@ internal sealed class SlotKvCache : IKvCache, IDisposable
                 index[b * kvHeads + h] = (b * kvHeads + h) * Capacity + writeSlots[b];
         stepIndex = torch.tensor(index, device: keys[0].device).DetachFromDisposeScope();
         stepSpans = writeSlots.Select((w, b) => prompts is null ? new SlotSpan(b, 0, (int)w + 1) : new SlotSpan(prompts[b].PromptRow, prompts[b].Shared, (int)w + 1)).ToArray();
-        SharesPrompts = prompts is not null && prompts.Where((p, b) => p.Shared > 0 && p.PromptRow != b).Any();
+        AttendsItself = prompts is not null;
         stepRows = n;
+        this.span = span;
+    }
+
+    /// <summary>
+    /// The next forward pass (<paramref name="tokens"/> per row: the rest of prompts whose first slots already hold a
+    /// cached prefix) writes row first+u's tokens at slots starts[u].. and returns slots 0..<paramref name="span"/>-1
+    /// of rows first..first+U-1 to attend over (the caller masks each query to its row's slots up to its own).
+    /// </summary>
+    public void PrepareRows(long first, long[] starts, int tokens, long span)
+    {
+        long count = starts.Length;
+        if (first < 0 || count < 1 || first + count > Rows || tokens < 1) throw new ArgumentOutOfRangeException(nameof(first));
+        if (span > Capacity || starts.Any(x => x < 0 || x + tokens > span)) throw new InvalidOperationException("A write lies outside the span or the capacity.");
+        ClearStep();
+        var index = new long[count * kvHeads * tokens];
+        int at = 0;
+        for (long u = 0; u < count; u++)
+            for (long h = 0; h < kvHeads; h++)
+                for (long t = 0; t < tokens; t++)
+                    index[at++] = ((first + u) * kvHeads + h) * Capacity + starts[u] + t;
+        rowsIndex = torch.tensor(index, device: keys[0].device).DetachFromDisposeScope();
+        rowsFirst = first;
+        rowsCount = count;
+        rowsTokens = tokens;
         this.span = span;
     }
 
     public (Tensor K, Tensor V) Append(int layer, Tensor k, Tensor v, long offset)
     {
         using var noGrad = torch.no_grad();
+        if (rowsIndex is not null)
+        {
+            if (k.shape[0] != rowsCount || k.shape[2] != rowsTokens) throw new InvalidOperationException("The tokens do not match the prepared rows.");
+            long total = Rows * kvHeads * Capacity, n = rowsCount * kvHeads * rowsTokens;
+            keys[layer].view(total, headDim).index_copy_(0, rowsIndex, k.reshape(n, headDim));
+            values[layer].view(total, headDim).index_copy_(0, rowsIndex, v.reshape(n, headDim));
+            return (keys[layer].narrow(0, rowsFirst, rowsCount).narrow(2, 0, span), values[layer].narrow(0, rowsFirst, rowsCount).narrow(2, 0, span));
+        }
         if (stepIndex is not null)
         {
             if (k.shape[0] != stepRows || k.shape[2] != 1) throw new InvalidOperationException("A step writes one token for each prepared row.");
@@ -105,13 +139,16 @@ internal sealed class SlotKvCache : IKvCache, IDisposable
     public Tensor? Attend(int layer, Tensor q)
     {
         if (stepIndex is null || stepSpans is null) return null;
-        if (!SharesPrompts && !SlotAttention.AppliesTo(keys[layer].dtype, keys[layer].device)) return null;
+        if (!AttendsItself && !SlotAttention.AppliesTo(keys[layer].dtype, keys[layer].device)) return null;
         if (q.shape[0] != stepRows) throw new InvalidOperationException("The queries do not match the prepared rows.");
         return SlotAttention.Attend(q, keys[layer], values[layer], stepSpans);
     }
 
-    /// <summary>Whether a row of the prepared step reads another row's prompt (then only <see cref="Attend"/> is right).</summary>
-    public bool SharesPrompts { get; private set; }
+    /// <summary>
+    /// Whether the prepared step was given <c>prompts</c>: its rows may read other rows' prompts, and <see cref="Attend"/>
+    /// serves it whatever <see cref="SlotAttention.Enabled"/> says (SDPA over the rows' own slots would be wrong).
+    /// </summary>
+    public bool AttendsItself { get; private set; }
 
     /// <summary>Copies slots 0..slots-1 of rows <paramref name="from"/> to rows <paramref name="to"/> (new rows sharing a prefilled prompt).</summary>
     public void CopyRows(long[] from, long[] to, long slots)
@@ -139,6 +176,9 @@ internal sealed class SlotKvCache : IKvCache, IDisposable
             cache[to].narrow(1, first, end - first).copy_(cache[from].narrow(1, first, end - first));
     }
 
+    /// <summary>The key and value tensors [rows, kv, capacity, d] of every layer (replaced when the cache grows).</summary>
+    internal IReadOnlyList<(Tensor Keys, Tensor Values)> Layers => keys.Zip(values).ToList();
+
     /// <summary>Grows every row to at least <paramref name="capacity"/> slots, keeping what is stored.</summary>
     public void EnsureCapacity(long capacity)
     {
@@ -163,10 +203,12 @@ internal sealed class SlotKvCache : IKvCache, IDisposable
 
     private void ClearStep()
     {
+        rowsIndex?.Dispose();
+        rowsIndex = null;
         stepIndex?.Dispose();
         stepIndex = null;
         stepSpans = null;
-        SharesPrompts = false;
+        AttendsItself = false;
         blockFirst = -1;
     }
 

@@ -217,18 +217,20 @@ internal sealed class StepPreferenceBuilder
         return true;
     }
 
-    /// <summary>Continuations from <paramref name="prefix"/> that reach the answer: the rollouts already drawn from it, topped up to M fresh samples.</summary>
+    /// <summary>
+    /// Continuations from <paramref name="prefix"/> that reach the answer: the rollout verifiers' rollouts from it (drawn
+    /// by the localization, or drawn now: the same either way, so the pairs do not depend on which of a problem's
+    /// solutions, localized concurrently, examined the prefix first), topped up to M fresh samples.
+    /// </summary>
     private async Task<List<string>> RectifyAsync(ProblemInput p, string prefix, long seed, CancellationToken ct)
     {
         var successful = new List<string>();
         int drawn = 0;
         foreach (var r in _rolloutVerifiers)
         {
-            if (r.Cache!.TryGet(p.Problem, prefix, out var outcome))
-            {
-                successful.AddRange(outcome.Successful);
-                drawn += outcome.Drawn;
-            }
+            var outcome = await r.RolloutsAsync(p.Problem, prefix, p.Answer, ct).ConfigureAwait(false);
+            successful.AddRange(outcome.Successful);
+            drawn += outcome.Drawn;
         }
         int more = _options.RectificationSamples - drawn;
         if (more > 0)

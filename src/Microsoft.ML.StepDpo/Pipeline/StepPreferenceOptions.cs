@@ -57,8 +57,13 @@ public sealed class StepPreferenceOptions
     /// <summary>How sampled solutions are cut into steps. Default <see cref="SegmentationMode.Auto"/>.</summary>
     public SegmentationMode Segmentation { get; set; } = SegmentationMode.Auto;
 
-    /// <summary>Problems processed at once (their generation requests share batches). Default 4.</summary>
-    public int MaxConcurrency { get; set; } = 4;
+    /// <summary>
+    /// Problems processed at once: their generation requests share batches, so with a local model this times the rows
+    /// a problem has in flight (K samples, then N rollouts per wrong solution) should reach the source's batch rows.
+    /// The output does not depend on it (problems are committed in input order, and each one's samples depend on its
+    /// own seeds). Default 32.
+    /// </summary>
+    public int MaxConcurrency { get; set; } = 32;
 
     /// <summary>
     /// The step-preference output (Math-Step-DPO-10K JSONL), appended to; required. A progress record

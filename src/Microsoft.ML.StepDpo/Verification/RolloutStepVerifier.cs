@@ -134,16 +134,25 @@ public sealed class RolloutStepVerifier : IStepVerifier
     private async Task<int> EstimateAsync(StepVerificationInput input, int completeSteps, CancellationToken cancellationToken)
     {
         string prefix = SolutionText.PrefixBefore(input.Steps, completeSteps + 1);
-        if (Cache is not null && Cache.TryGet(input.Problem, prefix, out var known) && known.Drawn >= RolloutsPerPrefix)
-            return known.Successful.Count;
-        // The seed is a function of the problem and the prefix: the same prefix gets the same rollouts whenever it is
-        // examined, and different problems' rollouts never share a random stream.
-        var request = new CompletionRequest(input.Problem, prefix, RolloutsPerPrefix,
-            Sampling with { Seed = Sampling.Seed + (long)(StableHash.Fnv1a64(input.Problem + "\n" + prefix) & 0x7fffffffffffL) });
-        var rollouts = await _source.CompleteAsync(request, cancellationToken).ConfigureAwait(false);
-        Interlocked.Add(ref _rollouts.Value, rollouts.Count);
-        var successful = rollouts.Where(r => AnswerEquivalence.IsCorrect(prefix + r, input.ReferenceAnswer)).ToList();
-        Cache?.Set(input.Problem, prefix, new RolloutOutcome(rollouts.Count, successful));
-        return successful.Count;
+        var outcome = await RolloutsAsync(input.Problem, prefix, input.ReferenceAnswer!, cancellationToken).ConfigureAwait(false);
+        return outcome.Successful.Count;
+    }
+
+    /// <summary>
+    /// The N rollouts from <paramref name="prefix"/> and those that reach the answer: drawn once per (problem, prefix)
+    /// where this verifier has a <see cref="Cache"/>, and the same whoever asks first (the seed is a function of the
+    /// problem and the prefix; different problems' rollouts never share a random stream).
+    /// </summary>
+    internal Task<RolloutOutcome> RolloutsAsync(string problem, string prefix, string referenceAnswer, CancellationToken cancellationToken)
+    {
+        async Task<RolloutOutcome> Draw()
+        {
+            var request = new CompletionRequest(problem, prefix, RolloutsPerPrefix,
+                Sampling with { Seed = Sampling.Seed + (long)(StableHash.Fnv1a64(problem + "\n" + prefix) & 0x7fffffffffffL) });
+            var rollouts = await _source.CompleteAsync(request, cancellationToken).ConfigureAwait(false);
+            Interlocked.Add(ref _rollouts.Value, rollouts.Count);
+            return new RolloutOutcome(rollouts.Count, rollouts.Where(r => AnswerEquivalence.IsCorrect(prefix + r, referenceAnswer)).ToList());
+        }
+        return Cache is null ? Draw() : Cache.GetOrDraw(problem, prefix, Draw);
     }
 }

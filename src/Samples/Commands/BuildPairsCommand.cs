@@ -20,7 +20,7 @@ internal sealed class BuildPairsCommand : ISampleCommand
         var samples = new Option<int>("--samples") { Description = "K: solutions sampled per problem.", DefaultValueFactory = _ => 8 };
         var rollouts = new Option<int>("--rollouts") { Description = "N: rollouts per examined prefix.", DefaultValueFactory = _ => 8 };
         var rectify = new Option<int>("--rectifications") { Description = "M: continuations sampled from the prefix before the wrong step.", DefaultValueFactory = _ => 8 };
-        var concurrency = new Option<int>("--concurrency") { Description = "Problems processed at once.", DefaultValueFactory = _ => 4 };
+        var concurrency = new Option<int>("--concurrency") { Description = "Problems processed at once (their requests share the local model's batches; the pairs do not depend on it).", DefaultValueFactory = _ => 32 };
         var answerPairs = new Option<FileInfo?>("--answer-pairs") { Description = "Also write answer-level pairs (correct vs wrong whole solution) here." };
         var dataset = new Option<string>("--dataset") { Description = "The dataset field of the rows.", DefaultValueFactory = _ => "self" };
         var seed = new Option<long>("--seed") { Description = "Sampling seed.", DefaultValueFactory = _ => 0L };

@@ -153,6 +153,52 @@ public sealed class ContinuousBatchGeneratorTests
     }
 
     [TestMethod]
+    [DataRow(true, DisplayName = "SlotAttention")]
+    [DataRow(false, DisplayName = "SDPA")]
+    public void PromptsThatBeginWithEarlierPromptsRunOnlyTheirRest(bool kernel)
+    {
+        SlotAttention.Enabled = kernel;
+        try
+        {
+            using var model = NewModel(15);
+            var plain = new TextGenerator(model, Letters);
+            var rnd = new Random(9);
+            var bases = Enumerable.Range(0, 6).Select(_ => Enumerable.Range(0, rnd.Next(20, 31)).Select(_ => rnd.Next(Vocab)).ToArray()).ToList();
+            int tag = 0;
+            GenerationRow Row(int[] prompt, int maxNew = 6) => new(prompt, 0, 1, maxNew, Array.Empty<string>(), 0, 0, Tag: tag++);
+            // A long row keeps the batch busy, so the pool is not cleared between the two admissions.
+            var first = new List<GenerationRow> { Row(bases[0], 40) };
+            first.AddRange(bases.Skip(1).Select(b => Row(b, 3)));
+            var second = new List<GenerationRow>
+            {
+                Row(bases[1].Concat(new[] { 5 }).ToArray()),                      // one more token
+                Row(bases[2].Concat(new[] { 1, 2, 3, 4, 5, 6, 7, 8 }).ToArray()), // eight more
+                Row(bases[3].Concat(new[] { 9, 9 }).ToArray()),
+                Row(bases[3].Concat(new[] { 9, 8 }).ToArray()),                   // two that share the pooled prefix and one more token
+                Row(bases[4].Take(18).ToArray()),                                 // a prefix of a pooled prompt
+                Row(bases[5]),                                                    // a pooled prompt again: its last token runs
+                Row(bases[5].Take(PromptPrefixPool.MinShared).ToArray()),         // too short to look up
+                Row(Enumerable.Range(0, 25).Select(_ => rnd.Next(Vocab)).ToArray()),
+            };
+            using var generator = new ContinuousBatchGenerator(model, Letters, Array.Empty<int>(), 32);
+            var results = new Dictionary<int, GenerationResult>();
+            void Take(IEnumerable<(GenerationRow Row, GenerationResult Result)> done) { foreach (var (r, g) in done) results[(int)r.Tag!] = g; }
+            Take(generator.Admit(first));
+            for (int i = 0; i < 4; i++) Take(generator.Step());
+            Assert.AreEqual(0, generator.ReusedTokens);
+            Take(generator.Admit(second));
+            Assert.IsGreaterThan(0L, generator.ReusedTokens, "the second admission reused pooled prefixes");
+            while (generator.Live > 0) Take(generator.Step());
+            foreach (var r in first.Concat(second))
+                CollectionAssert.AreEqual(plain.Generate(r.Prompt, new GenerationOptions { MaxNewTokens = r.MaxNewTokens }).Tokens, results[(int)r.Tag!].Tokens, $"row {r.Tag}");
+        }
+        finally
+        {
+            SlotAttention.Enabled = true;
+        }
+    }
+
+    [TestMethod]
     public void RowsThatNeedMoreSlotsGrowTheCacheWithoutChangingOthers()
     {
         using var model = NewModel(13);

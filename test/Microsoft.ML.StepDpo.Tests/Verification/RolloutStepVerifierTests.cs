@@ -110,6 +110,35 @@ public sealed class RolloutStepVerifierTests
         Assert.AreEqual(0, cache.Count);
     }
 
+    /// <summary>A source that holds every request until <paramref name="open"/> is set, so concurrent callers overlap.</summary>
+    private sealed class HeldSource(ICompletionSource inner, Task open) : ICompletionSource
+    {
+        public async Task<IReadOnlyList<string>> CompleteAsync(CompletionRequest request, CancellationToken cancellationToken = default)
+        {
+            await open.WaitAsync(cancellationToken);
+            return await inner.CompleteAsync(request, cancellationToken);
+        }
+    }
+
+    [TestMethod]
+    public async Task ConcurrentLocalizationsDrawEachPrefixOnce()
+    {
+        var oracle = Oracle();
+        var open = new TaskCompletionSource();
+        var verifier = new RolloutStepVerifier(new HeldSource(oracle, open.Task), 4) { Cache = new RolloutCache() };
+        // Three solutions of one problem with the same first steps, located at once: their searches meet on the same
+        // prefixes while the first draws are still held.
+        var a = verifier.VerifyAsync(new StepVerificationInput(Problem, Steps(6, 4), "66"));
+        var b = verifier.VerifyAsync(new StepVerificationInput(Problem, Steps(6, 4), "66"));
+        var c = verifier.VerifyAsync(new StepVerificationInput(Problem, Steps(8, 4), "66"));
+        open.SetResult();
+        var results = await Task.WhenAll(a, b, c);
+        foreach (var checks in results) Assert.AreEqual(StepVerdict.Incorrect, checks[3].Verdict);
+        var prefixes = oracle.Requests.Select(r => r.Prefix).ToList();
+        Assert.HasCount(prefixes.Distinct().Count(), prefixes, "every prefix drawn once: " + string.Join(" | ", prefixes));
+        Assert.AreEqual(4L * prefixes.Count, verifier.RolloutsUsed);
+    }
+
     [TestMethod]
     public async Task RealLocalModelEndToEnd()
     {
