@@ -51,7 +51,9 @@ internal static class PreferenceStages
         ArithmeticTask.Generate(task, count, seed: 1000 + seed, TaskSplit.Train);
 
     /// <summary>b. Builds step pairs and answer pairs from the SFT model's samples on training problems.</summary>
-    public static PairFiles BuildPairs(Qwen2ForCausalLM sft, ByteLevelBpeTokenizer tokenizer, Settings s, int seed, string dir)
+    /// <param name="samplingSeed">Seed of the samples (default <paramref name="seed"/>, which picks the problems): later
+    /// rounds of an iterated run sample the same problems anew.</param>
+    public static PairFiles BuildPairs(Qwen2ForCausalLM sft, ByteLevelBpeTokenizer tokenizer, Settings s, int seed, string dir, int? samplingSeed = null)
     {
         var clock = Stopwatch.StartNew();
         Directory.CreateDirectory(dir);
@@ -64,8 +66,8 @@ internal static class PreferenceStages
         {
             Policy = policy, ProblemColumnName = "Problem", AnswerColumnName = "Answer", IdColumnName = "Id",
             SamplesPerProblem = s.SamplesPerProblem, RolloutsPerPrefix = s.Rollouts, RectificationSamples = s.Rectifications,
-            Sampling = new SamplingSettings { Temperature = 0.8, TopP = 0.95, MaxNewTokens = 160, Seed = seed },
-            MaxConcurrency = 128, OutputPath = stepPath, AnswerPairsPath = answerPath, Dataset = "arithmetic", Seed = seed,
+            Sampling = new SamplingSettings { Temperature = 0.8, TopP = 0.95, MaxNewTokens = 160, Seed = samplingSeed ?? seed },
+            MaxConcurrency = 128, OutputPath = stepPath, AnswerPairsPath = answerPath, Dataset = "arithmetic", Seed = samplingSeed ?? seed,
         };
         StepPreferenceReport report = null!;
         AnsiConsole.Progress()
