@@ -323,15 +323,16 @@ internal sealed class StudyCommand : IToolCommand
     private sealed record EvaluationSets(IReadOnlyList<EvaluationProblem> HeldOut, IReadOnlyList<EvaluationProblem> Validation,
         IReadOnlyList<EvaluationProblem> Source, IReadOnlyList<IReadOnlyList<string>> HeldOutGold);
 
-    private sealed record Scores(double HeldOut, double Validation, double Source, Dictionary<string, int> Errors)
+    /// <summary>Accuracies; null for a set that was not evaluated (JSON has no NaN).</summary>
+    private sealed record Scores(double HeldOut, double? Validation, double? Source, Dictionary<string, int> Errors)
     {
         public override string ToString() => string.Create(CultureInfo.InvariantCulture,
-            $"held-out {HeldOut * 100:F1}%, validation {Validation * 100:F1}%, pool {Source * 100:F1}%");
+            $"held-out {HeldOut * 100:F1}%, validation {(Validation is { } v ? $"{v * 100:F1}%" : "-")}, pool {(Source is { } s ? $"{s * 100:F1}%" : "-")}");
     }
 
     private static Scores Evaluate(Qwen2ForCausalLM model, ByteLevelBpeTokenizer tokenizer, EvaluationSets sets)
     {
-        double Accuracy(IReadOnlyList<EvaluationProblem> problems) => problems.Count == 0 ? double.NaN
+        double? Accuracy(IReadOnlyList<EvaluationProblem> problems) => problems.Count == 0 ? null
             : GreedyAccuracy.Evaluate(model, tokenizer, ArithmeticSftRecipe.Prompt, problems, batchSize: 64, maxNewTokens: 160).Metrics.Accuracy;
         var h = GreedyAccuracy.Evaluate(model, tokenizer, ArithmeticSftRecipe.Prompt, sets.HeldOut, batchSize: 64, maxNewTokens: 160);
         var errors = ArithmeticErrorAnatomy.Count(sets.HeldOutGold, h.Solutions.Select(x => (x.Solution, x.Correct)).ToList());
