@@ -56,9 +56,12 @@ internal static class AdamWStep
 
     /// <summary>
     /// One AdamW step of <paramref name="param"/> with gradient <paramref name="grad"/> (what <see cref="Apply"/> does for
-    /// each parameter), at the group's current learning rate. Call under no_grad, inside a dispose scope.
+    /// each parameter), at the group's current learning rate. Call under no_grad, inside a dispose scope. With
+    /// <paramref name="gradAsDenominator"/> the denominator √v̂ + ε is computed in <paramref name="grad"/>'s memory once
+    /// the moments no longer need the gradient (it is overwritten) instead of in a new tensor: the same numbers (a square
+    /// root is correctly rounded however it is computed), one parameter-sized temporary less.
     /// </summary>
-    public static void Update(Tensor param, Tensor grad, AdamW.State state, AdamW.Options o)
+    public static void Update(Tensor param, Tensor grad, AdamW.State state, AdamW.Options o, bool gradAsDenominator = false)
     {
         double beta1 = o.beta1!.Value, beta2 = o.beta2!.Value, eps = o.eps!.Value, lr = o.LearningRate!.Value, weightDecay = o.weight_decay!.Value;
         state.step += 1;
@@ -67,7 +70,7 @@ internal static class AdamWStep
         double biasCorrection2 = 1 - Math.Pow(beta2, state.step);
         state.exp_avg.mul_(Num(beta1)).add_(grad, alpha: Num(1 - beta1));
         state.exp_avg_sq.mul_(Num(beta2)).addcmul_(grad, grad, value: Num(1 - beta2));
-        var denom = state.exp_avg_sq.sqrt();
+        var denom = gradAsDenominator ? grad.copy_(state.exp_avg_sq).sqrt_() : state.exp_avg_sq.sqrt();
         using (var root = Math.Sqrt(biasCorrection2).ToScalar()) denom.div_(root);
         denom.add_(Num(eps), Num(1L));   // with a kept alpha (KeptScalars)
         using var stepSize = (-(lr / biasCorrection1)).ToScalar();
