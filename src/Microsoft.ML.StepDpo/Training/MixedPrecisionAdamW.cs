@@ -20,10 +20,11 @@ namespace Microsoft.ML.StepDpo.Training;
 /// </para>
 /// <para>
 /// Two ways to the same numbers. A step with one backward (no gradient accumulation) keeps the model's own gradients
-/// until <see cref="Step"/>, which first measures the clip norm from their fp32 conversions (one parameter at a time,
-/// each released after its norm) and then, one parameter at a time, converts its gradient to fp32 again, scales it by
-/// the clip coefficient, steps its master, rounds the master into the parameter and releases both gradients: one
-/// parameter's fp32 gradient is alive at a time, not a model's worth. A step with several backwards calls
+/// until <see cref="Step"/>, which first measures the clip norm from their fp32 conversions (one parameter at a time)
+/// and then, one parameter at a time, converts its gradient to fp32 again, scales it by the clip coefficient, steps its
+/// master, rounds the master into the parameter and releases the model's gradient: one parameter's fp32 gradient is
+/// alive at a time, in one buffer of the largest master's size that every conversion and AdamW's denominator reuse,
+/// not a model's worth. A step with several backwards calls
 /// <see cref="AccumulateGradients"/> between them, which adds the model's gradients into fp32 sums held by the masters
 /// (so the sum is taken in fp32); its <see cref="Step"/> then clips and steps those sums as TorchSharp's
 /// <c>clip_grad_norm_</c> and AdamW would. Both give the same bits (tested): the norm of the fp32 conversion of a
@@ -34,8 +35,8 @@ namespace Microsoft.ML.StepDpo.Training;
 /// fp32 (and fp64) parameters have no master: AdamW updates them in place (TorchSharp's AdamW, stepped by
 /// <see cref="AdamWStep"/>: the same arithmetic and saved state), so an fp32 model trains bit for bit as with
 /// TorchSharp's AdamW. Memory per low-precision parameter: 4 bytes of master and 8 of moments, besides the model's own
-/// weight and gradient; with gradient accumulation 4 more of fp32 gradient sum from the first backward of a step to
-/// its end.
+/// weight and gradient, plus the one fp32 buffer (0.54 GB at Qwen2.5-0.5B, its embedding); with gradient accumulation
+/// 4 more of fp32 gradient sum from the first backward of a step to its end.
 /// </para>
 /// </remarks>
 internal sealed class MixedPrecisionAdamW : IDisposable
