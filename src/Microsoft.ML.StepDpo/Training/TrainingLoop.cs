@@ -116,7 +116,9 @@ internal sealed class TrainingLoop<TExample>
                         " Lower the learning rate or check the data.");
                 }
                 (loss / Num(micros)).backward();
-                optimizer.AccumulateGradients();
+                // Gradient accumulation sums in fp32 between backwards; after the last one the optimizer's step takes the
+                // model's gradients as they are, one parameter at a time (no model's worth of fp32 gradients).
+                if (m + 1 < micros || o.FoldGradientsAfterEveryBackward) optimizer.AccumulateGradients();
                 foreach (var (k, v) in metrics) stepMetrics[k] = stepMetrics.GetValueOrDefault(k) + v / micros;
                 tokens += n;
             }

@@ -32,6 +32,12 @@ internal sealed class TrainingLoopOptions
     public string? MetricsPath { get; set; }
     /// <summary>Keep freed native memory for reuse (<see cref="Modeling.NativeHeap"/>); default true.</summary>
     public bool RetainFreedNativeMemory { get; set; } = true;
+    /// <summary>
+    /// Fold the gradients into fp32 sums after every backward, the last of a step too (<see cref="MixedPrecisionAdamW"/>'s
+    /// plain path, which holds a model's worth of fp32 gradients until the step ends): the reference that the default
+    /// one-parameter-at-a-time step is tested against. Same numbers either way. Default false.
+    /// </summary>
+    public bool FoldGradientsAfterEveryBackward { get; set; }
     public Action<string>? Log { get; set; }
     public IProgress<TrainingProgress>? Progress { get; set; }
     public CancellationToken CancellationToken { get; set; }
