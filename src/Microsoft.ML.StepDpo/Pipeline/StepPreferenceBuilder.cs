@@ -172,7 +172,7 @@ internal sealed class StepPreferenceBuilder
         catch (ContextLengthExceededException e)
         {
             throw new ContextLengthExceededException($"Problem \"{Abbreviate(p.Problem)}\": {e.Message}",
-                e.PromptTokens, e.ContextLength);
+                e.PromptTokens, e.ContextLength, e);
         }
         finally
         {

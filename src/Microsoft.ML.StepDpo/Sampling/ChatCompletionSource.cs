@@ -7,7 +7,9 @@ namespace Microsoft.ML.StepDpo.Sampling;
 /// Continues partial solutions with any <see cref="IChatClient"/>: Azure OpenAI, an OpenAI-protocol server
 /// (vLLM, TGI, llama.cpp through <c>Microsoft.Extensions.AI.OpenAI</c>), Ollama. Each continuation is one
 /// request; requests run in parallel up to <see cref="ChatCompletionSourceOptions.MaxParallelRequests"/> and
-/// transient failures are retried with backoff.
+/// transient failures are retried with backoff. A server's reply that the prompt does not fit the model's context is
+/// thrown as a <see cref="ContextLengthExceededException"/> (the server's message kept, its exception inner); other
+/// errors pass through unchanged.
 /// </summary>
 /// <remarks>
 /// Chat models cannot be relied on to continue an assistant message, so the partial solution is given in the user
@@ -57,8 +59,18 @@ public sealed class ChatCompletionSource : ICompletionSource
         await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            var response = await _options.Retry.ExecuteAsync(
-                ct => _client.GetResponseAsync(messages, chatOptions, ct), cancellationToken).ConfigureAwait(false);
+            ChatResponse response;
+            try
+            {
+                response = await _options.Retry.ExecuteAsync(
+                    ct => _client.GetResponseAsync(messages, chatOptions, ct), cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception e) when (ServerContextLengthReplies.Recognise(e) is { } beyondContext)
+            {
+                // "The prompt is longer than the model's context" (a 4xx: never retried): the step-preference
+                // pipeline skips and counts the problem, as with a local model.
+                throw beyondContext;
+            }
             return StripEcho(response.Text ?? string.Empty, request.Prefix);
         }
         finally

@@ -5,7 +5,9 @@ namespace Microsoft.ML.StepDpo.Sampling;
 /// generated from it. <see cref="LocalModelCompletionSource"/> fails such a request alone (the other requests of its
 /// batch are served); the step-preference pipeline skips and counts a problem that meets it
 /// (<see cref="Pipeline.StepPreferenceReport.BeyondContext"/>) unless <see cref="Pipeline.StepPreferenceOptions.FailBeyondContext"/>
-/// is set. A completion source of your own may throw it for the same effect.
+/// is set. <see cref="ChatCompletionSource"/> throws it when the server replies that the prompt does not fit the model's
+/// context (the reply texts of OpenAI, Azure OpenAI, vLLM, TGI, llama.cpp's server and Ollama are recognised). A
+/// completion source of your own may throw it for the same effect.
 /// </summary>
 public sealed class ContextLengthExceededException : InvalidOperationException
 {
@@ -17,15 +19,29 @@ public sealed class ContextLengthExceededException : InvalidOperationException
     }
 
     /// <summary>The same with a message of the caller's.</summary>
-    public ContextLengthExceededException(string message, int promptTokens, int contextLength) : base(message)
+    public ContextLengthExceededException(string message, int promptTokens, int contextLength)
+        : this(message, promptTokens, contextLength, null)
+    {
+    }
+
+    /// <summary>
+    /// The same with the exception that reported it, such as a server's reply that the prompt is too long (what
+    /// <see cref="ChatCompletionSource"/> throws, where a length the reply does not give is 0).
+    /// </summary>
+    public ContextLengthExceededException(string message, int promptTokens, int contextLength, Exception? innerException)
+        : base(message, innerException)
     {
         PromptTokens = promptTokens;
         ContextLength = contextLength;
     }
 
-    /// <summary>The prompt's length in tokens.</summary>
+    /// <summary>The prompt's length in tokens; 0 where it is not known (a server's reply that does not give it).</summary>
     public int PromptTokens { get; }
 
-    /// <summary>The model's context in tokens (<c>max_position_embeddings</c>): a prompt must be shorter to leave room for one new token.</summary>
+    /// <summary>
+    /// The model's context in tokens (<c>max_position_embeddings</c>): a prompt must be shorter to leave room for one new
+    /// token. From a server's reply: the limit it names (vLLM's max_model_len, TGI's max total or input tokens,
+    /// llama.cpp's n_ctx); 0 where the reply gives none.
+    /// </summary>
     public int ContextLength { get; }
 }

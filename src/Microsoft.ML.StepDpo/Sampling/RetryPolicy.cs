@@ -53,6 +53,8 @@ public sealed class RetryPolicy
         {
             switch (x)
             {
+                case ContextLengthExceededException:
+                    return false; // the same prompt never fits
                 case OperationCanceledException:
                     // The caller's cancellation is final; any other (an HTTP client timeout) is transient.
                     return !cancellationToken.IsCancellationRequested;

@@ -28,6 +28,8 @@ public sealed class CompletionSourceTests
         Assert.IsTrue(RetryPolicy.IsTransient(new TaskCanceledException("HttpClient timeout"), none));
         Assert.IsTrue(RetryPolicy.IsTransient(new InvalidOperationException("wrapped", new TimeoutException()), none));
         Assert.IsFalse(RetryPolicy.IsTransient(new ArgumentException("bad"), none));
+        Assert.IsFalse(RetryPolicy.IsTransient(new ContextLengthExceededException("too long", 5000, 4096, new HttpRequestException("x", null, HttpStatusCode.BadGateway)), none),
+            "a prompt beyond the context never fits, whatever reported it");
         using var cts = new CancellationTokenSource();
         cts.Cancel();
         Assert.IsFalse(RetryPolicy.IsTransient(new OperationCanceledException(cts.Token), cts.Token), "the caller's own cancellation is final");
