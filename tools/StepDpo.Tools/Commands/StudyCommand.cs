@@ -146,8 +146,9 @@ internal sealed class StudyCommand : IToolCommand
                 // gold: the generator's gold solutions of the pairs' own source problems, plain SFT with the preference
                 // runs' optimizer settings — what the same problems are worth as ordinary supervised data.
                 var clock = Stopwatch.StartNew();
-                using var tuned = TrainSft(sft, tokenizer, GoldSolutions(task, seed, GoldCount(spec.Pairs, firstRound.Budget, problemCount)), s, seed);
-                Report(spec, round: 1, pairs: GoldCount(spec.Pairs, firstRound.Budget, problemCount), Evaluate(tuned, tokenizer, sets), clock, null);
+                int goldCount = GoldCount(spec.Pairs, firstRound.Budget, problemCount);
+                using var tuned = TrainSft(sft, tokenizer, GoldSolutions(task, seed, goldCount), s, seed);
+                Report(spec, round: 1, pairs: goldCount, Evaluate(tuned, tokenizer, sets), clock, null);
                 continue;
             }
 
@@ -332,11 +333,13 @@ internal sealed class StudyCommand : IToolCommand
 
     private static Scores Evaluate(Qwen2ForCausalLM model, ByteLevelBpeTokenizer tokenizer, EvaluationSets sets)
     {
-        double? Accuracy(IReadOnlyList<EvaluationProblem> problems) => problems.Count == 0 ? null
-            : GreedyAccuracy.Evaluate(model, tokenizer, ArithmeticSftRecipe.Prompt, problems, batchSize: 64, maxNewTokens: 160).Metrics.Accuracy;
-        var h = GreedyAccuracy.Evaluate(model, tokenizer, ArithmeticSftRecipe.Prompt, sets.HeldOut, batchSize: 64, maxNewTokens: 160);
+        var h = Greedy(sets.HeldOut);
         var errors = ArithmeticErrorAnatomy.Count(sets.HeldOutGold, h.Solutions.Select(x => (x.Solution, x.Correct)).ToList());
         return new Scores(h.Metrics.Accuracy, Accuracy(sets.Validation), Accuracy(sets.Source), errors);
+
+        GreedyEvaluationResult Greedy(IReadOnlyList<EvaluationProblem> problems) =>
+            GreedyAccuracy.Evaluate(model, tokenizer, ArithmeticSftRecipe.Prompt, problems, batchSize: 64, maxNewTokens: 160);
+        double? Accuracy(IReadOnlyList<EvaluationProblem> problems) => problems.Count == 0 ? null : Greedy(problems).Metrics.Accuracy;
     }
 
     private static string Describe(Dictionary<string, int> errors) =>
