@@ -85,7 +85,7 @@ internal sealed class LoraLinear : nn.Module
     {
         var y = InferenceLinear.Linear(x, weight, bias);   // F.linear, or the bf16 decoding kernel without autograd
         if (lora_A is null || lora_B is null || !AdapterEnabled) return y;
-        var h = Dropout > 0 ? nn.functional.dropout(x, Dropout, training) : x;
+        var h = CounterDropout.Apply(x, Dropout, training);   // torch's dropout, with a mask libtorch would fill on one thread
         return y.Plus(lora_B.forward(lora_A.forward(h)) * Num(Scaling));
     }
 
