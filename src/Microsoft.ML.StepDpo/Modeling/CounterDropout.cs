@@ -33,7 +33,8 @@ internal static class CounterDropout
     {
         if (!training || p == 0) return x;
         if (p is < 0 or >= 1) throw new ArgumentOutOfRangeException(nameof(p), "Dropout probability must be in [0, 1).");
-        if (x.device_type != DeviceType.CPU || !Supported(x.dtype)) return nn.functional.dropout(x, p, true);
+        // A tensor's bytes are read as one span (at most 2 GB); larger inputs, other devices and dtypes take libtorch's dropout.
+        if (x.device_type != DeviceType.CPU || !Supported(x.dtype) || x.numel() * x.ElementSize > int.MaxValue) return nn.functional.dropout(x, p, true);
         return x * Noise(x.shape, p, x.dtype, DrawKey());
     }
 
