@@ -38,7 +38,7 @@ internal static class CounterDropout
         return x * Noise(x.shape, p, x.dtype, DrawKey());
     }
 
-    /// <summary>The noise tensor (0 or (1 − p) rounded to <paramref name="dtype"/>'s 1/(1 − p)) for stream <paramref name="key"/>.</summary>
+    /// <summary>The noise tensor, each element 0 or 1/(1 − p) in <paramref name="dtype"/> (as torch rounds it), for stream <paramref name="key"/>.</summary>
     internal static Tensor Noise(long[] shape, double p, ScalarType dtype, ulong key)
     {
         var noise = torch.empty(shape, dtype);
