@@ -93,7 +93,7 @@ internal static class RealPhases
     /// scorer saved to <paramref name="scorerZip"/>. MFU counts per input token forward 2N + backward-through-activations
     /// 2N over the decoder's matrices (N = non-embedding weights), plus 4·V·H per labelled token for the LM head (it runs
     /// on labelled positions only); attention's own FLOPs are left out. Weight gradients (full fine-tuning's extra 2N) are
-    /// not counted. The roof is a GEMM of the step's own shape and dtype, measured in this process just before.
+    /// not counted. The roof is the fastest of the step's own projection shapes in its dtype, measured in this process just before.
     /// </summary>
     public static Dictionary<string, object> Train(string folder, bool lora, int steps, int batch, int prefixSteps, string? scorerZip, long? embedLimitBytes = null)
     {
@@ -109,7 +109,7 @@ internal static class RealPhases
         double flopsPerInputToken = 4.0 * nonEmbedding + 4.0 * embedding * (labelled / inputTokens);
 
         var dtype = config.DType;
-        double roof = GemmRoof(dtype, (long)(inputTokens / pairs.Count * batch), config.HiddenSize, config.IntermediateSize);
+        double roof = GemmRoof(dtype, (long)(inputTokens / pairs.Count * batch), config);
 
         var ml = new MLContext(seed: 1);
         var options = new StepDpoTrainer.Options
@@ -188,12 +188,30 @@ internal static class RealPhases
         public float[] StepRewards { get; set; } = Array.Empty<float>();
     }
 
-    /// <summary>GFLOP/s of x[rows, hidden]·W[intermediate, hidden]ᵀ in <paramref name="dtype"/> (best of 3).</summary>
-    internal static double GemmRoof(ScalarType dtype, long rows, long hidden, long intermediate)
+    /// <summary>
+    /// The GEMM roof of a step of <paramref name="rows"/> tokens: the fastest GFLOP/s of x[rows, in]·W[out, in]ᵀ in
+    /// <paramref name="dtype"/> over the decoder's projection shapes (hidden→intermediate, intermediate→hidden,
+    /// hidden→hidden, hidden→kv), best of 3 calls each, the whole probe twice. One shape probed once under-read by up to
+    /// 40% in some processes (a 1.5B run "reached" MFU 1.14); the maximum over the step's own shapes is what its matrix
+    /// products can reach.
+    /// </summary>
+    internal static double GemmRoof(ScalarType dtype, long rows, Qwen2Config c)
+    {
+        long h = c.HiddenSize, inter = c.IntermediateSize, kv = (long)c.NumKeyValueHeads * c.HeadDim;
+        var shapes = new[] { (h, inter), (inter, h), (h, h), (h, kv) };
+        double roof = 0;
+        for (int pass = 0; pass < 2; pass++)
+            foreach (var (inF, outF) in shapes)
+                roof = Math.Max(roof, GemmGflops(dtype, rows, inF, outF));
+        return roof;
+    }
+
+    /// <summary>GFLOP/s of x[rows, inF]·W[outF, inF]ᵀ in <paramref name="dtype"/> (best of 3 after one warm-up call).</summary>
+    private static double GemmGflops(ScalarType dtype, long rows, long inF, long outF)
     {
         using var scope = torch.NewDisposeScope();
-        var x = torch.randn(rows, hidden).to(dtype);
-        var w = torch.randn(intermediate, hidden).to(dtype);
+        var x = torch.randn(rows, inF).to(dtype);
+        var w = torch.randn(outF, inF).to(dtype);
         nn.functional.linear(x, w).Dispose();
         double best = double.MaxValue;
         for (int i = 0; i < 3; i++)
@@ -202,6 +220,6 @@ internal static class RealPhases
             nn.functional.linear(x, w).Dispose();
             best = Math.Min(best, sw.Elapsed.TotalSeconds);
         }
-        return 2.0 * rows * hidden * intermediate / best / 1e9;
+        return 2.0 * rows * inF * outF / best / 1e9;
     }
 }
