@@ -16,7 +16,7 @@ namespace Microsoft.ML.StepDpo.Modeling;
 /// <remarks>
 /// Why: libtorch fills a CPU Bernoulli mask one element at a time on one thread (its vectorized MKL path is taken on
 /// Intel CPUs only), which was a quarter of a 0.5B LoRA training step on this machine's AMD CPU (7 adapted projections
-/// × 24 layers ≈ 250 thousand draws per token). SplitMix64 at counter n is <c>mix(key + n·γ)</c>, so any element's draw
+/// × 24 layers ≈ 250 thousand draws per token). SplitMix64's output n is <c>Next(key + n·γ)</c>, so any element's draw
 /// is computed from its index alone: a tight loop, the same bits whatever the chunking. The key is one draw from
 /// torch's default generator, so <c>torch.manual_seed</c> reproduces the masks and restoring the generator's state
 /// (gradient checkpointing's recompute) repeats them. Element 2j takes the low 32 bits of output j, element 2j + 1
@@ -25,7 +25,6 @@ namespace Microsoft.ML.StepDpo.Modeling;
 /// </remarks>
 internal static class CounterDropout
 {
-    private const ulong Gamma = 0x9E3779B97F4A7C15UL;
     private static readonly ConcurrentDictionary<(ScalarType, double), ulong> s_scaleBits = new();
 
     /// <summary>Dropout of <paramref name="x"/> with drop probability <paramref name="p"/> when <paramref name="training"/>.</summary>
@@ -65,13 +64,7 @@ internal static class CounterDropout
     internal static uint DropThreshold(double p) => (uint)Math.Min(uint.MaxValue, Math.Round(p * 4294967296.0));
 
     /// <summary>SplitMix64's output at counter <paramref name="n"/> of stream <paramref name="key"/>.</summary>
-    internal static ulong Draw(ulong key, ulong n)
-    {
-        ulong z = key + (n + 1) * Gamma;
-        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
-        z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
-        return z ^ (z >> 31);
-    }
+    internal static ulong Draw(ulong key, ulong n) => SplitMix64.Next(key + n * SplitMix64.Gamma);
 
     /// <summary>Writes <paramref name="scale"/> or 0 per element; whole 64-bit outputs 8 at a time where the CPU has AVX-512.</summary>
     internal static void Fill<T>(Span<T> noise, ulong key, uint threshold, T scale, bool vectorized = true) where T : unmanaged
@@ -96,19 +89,19 @@ internal static class CounterDropout
     // Eight counters per vector: lanes hold key + (j + 1 + l)·γ. Read as 16 uints, a vector of outputs is already in
     // element order (low half of output j = element 2j), so a compare gives the keep mask of 16 elements.
     private static Vector512<ulong> Counters(ulong key) =>
-        Vector512.Create(key) + Vector512.Create(1UL, 2, 3, 4, 5, 6, 7, 8) * Vector512.Create(Gamma);
+        Vector512.Create(key) + Vector512.Create(1UL, 2, 3, 4, 5, 6, 7, 8) * Vector512.Create(SplitMix64.Gamma);
 
     private static Vector512<uint> Mix(Vector512<ulong> z)
     {
-        z = (z ^ Vector512.ShiftRightLogical(z, 30)) * Vector512.Create(0xBF58476D1CE4E5B9UL);
-        z = (z ^ Vector512.ShiftRightLogical(z, 27)) * Vector512.Create(0x94D049BB133111EBUL);
+        z = (z ^ Vector512.ShiftRightLogical(z, 30)) * Vector512.Create(SplitMix64.Multiplier1);
+        z = (z ^ Vector512.ShiftRightLogical(z, 27)) * Vector512.Create(SplitMix64.Multiplier2);
         return (z ^ Vector512.ShiftRightLogical(z, 31)).AsUInt32();
     }
 
     private static int FillWide32(Span<uint> noise, ulong key, uint threshold, uint scale)
     {
         var counters = Counters(key);
-        var step = Vector512.Create(unchecked(8 * Gamma));
+        var step = Vector512.Create(unchecked(8 * SplitMix64.Gamma));
         var t = Vector512.Create(threshold);
         var s = Vector512.Create(scale);
         int i = 0;
@@ -120,7 +113,7 @@ internal static class CounterDropout
     private static int FillWide16(Span<ushort> noise, ulong key, uint threshold, ushort scale)
     {
         var counters = Counters(key);
-        var step = Vector512.Create(unchecked(8 * Gamma));
+        var step = Vector512.Create(unchecked(8 * SplitMix64.Gamma));
         var t = Vector512.Create(threshold);
         var s = Vector512.Create(scale);
         int i = 0;

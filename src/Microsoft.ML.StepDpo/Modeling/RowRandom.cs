@@ -11,18 +11,9 @@ internal static class RowRandom
     /// <summary>A uniform number in [0, 1) with 52 random bits (a multiple of 2^-52).</summary>
     public static double Uniform(long seed, long row, long step)
     {
-        ulong x = Mix((ulong)seed);
-        x = Mix(x ^ (ulong)row);
-        x = Mix(x ^ (ulong)step);
+        ulong x = SplitMix64.Next((ulong)seed);
+        x = SplitMix64.Next(x ^ (ulong)row);
+        x = SplitMix64.Next(x ^ (ulong)step);
         return (x >> 12) * (1.0 / (1UL << 52));
-    }
-
-    /// <summary>SplitMix64: a golden-ratio increment and its 64-bit finalizer (a bijection with full avalanche).</summary>
-    private static ulong Mix(ulong z)
-    {
-        z += 0x9E3779B97F4A7C15UL;
-        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
-        z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
-        return z ^ (z >> 31);
     }
 }
