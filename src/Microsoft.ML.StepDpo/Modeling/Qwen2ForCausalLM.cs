@@ -120,6 +120,11 @@ internal sealed class Qwen2Attention : nn.Module
             y = F.scaled_dot_product_attention(q.reshape(B, kvHeads, heads / kvHeads, headDim), k, v, attn_mask: mask)
                 .reshape(B, T, heads * headDim);
         }
+        else if (cache is null && SequenceAttention.AppliesTo(q, k, mask))
+        {
+            // A whole sequence on the CPU in bf16: the kernel reads only the keys each query block may see.
+            y = SequenceAttention.Attend(q, k, v, mask);
+        }
         else
         {
             k = RepeatKv(k); v = RepeatKv(v);
