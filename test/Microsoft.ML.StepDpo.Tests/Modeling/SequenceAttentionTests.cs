@@ -1,4 +1,5 @@
 using Microsoft.ML.StepDpo.Modeling;
+using Microsoft.ML.StepDpo.Training;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -131,6 +132,41 @@ public sealed class SequenceAttentionTests
     {
         double error = MaxError(got, want), scale = want.abs().max().item<double>();
         Assert.IsTrue(error <= relative * Math.Max(scale, 1), $"{what}: max error {error:G3} against scale {scale:G3}");
+    }
+
+    [TestMethod]
+    [DataRow(ScalarType.Float32, 2e-4, DisplayName = "fp32 model")]
+    [DataRow(ScalarType.BFloat16, 0.05, DisplayName = "bf16 model")]
+    public void AModelsLogitsAndGradientsMatchTheSdpaPath(ScalarType dtype, double tolerance)
+    {
+        // A tiny Qwen2 (head size 16, grouped kv heads) on packed preference pairs (the prefix-shared mask) and on the
+        // causal layout; a loss over every logit, backward; the same with the kernel switched off.
+        using var scope = torch.NewDisposeScope();
+        var model = Qwen2ForCausalLM.CreateRandom(Qwen2Config.Tiny(vocab: 40, hidden: 64, heads: 4, kvHeads: 2), dtype, seed: 4, std: 0.2);
+        var rng = new Random(2);
+        int[] R(int n) => Enumerable.Range(0, n).Select(_ => rng.Next(1, 40)).ToArray();
+        var pairs = Enumerable.Range(0, 3).Select(i => { var c = R(20 + 5 * i); return new TokenizedPair(c.Concat(R(6 + i)).ToArray(), c.Length, c.Concat(R(9 - i)).ToArray(), c.Length); }).ToList();
+        foreach (var batch in new[] { PreferenceBatch.BuildPrefixShared(pairs), PreferenceBatch.BuildConcatenated(pairs) })
+        {
+            var (ids, pos, mask) = batch.ToTensors(torch.CPU);
+            (Tensor Logits, Tensor[] Grads) Run(bool kernel)
+            {
+                SequenceAttention.Enabled = kernel;
+                SequenceAttention.ServeFloat32 = kernel;
+                try
+                {
+                    model.zero_grad();
+                    var logits = model.Forward(ids, pos, mask);
+                    (logits.to(ScalarType.Float32).log_softmax(-1) * torch.linspace(-1, 1, 40)).sum().backward();
+                    return (logits.detach().to(ScalarType.Float64), model.parameters().Select(p => p.grad!.to(ScalarType.Float64)).ToArray());
+                }
+                finally { SequenceAttention.Enabled = true; SequenceAttention.ServeFloat32 = false; }
+            }
+            var (kernelLogits, kernelGrads) = Run(true);
+            var (sdpaLogits, sdpaGrads) = Run(false);
+            AssertClose(kernelLogits, sdpaLogits, tolerance, "logits");
+            for (int i = 0; i < kernelGrads.Length; i++) AssertClose(kernelGrads[i], sdpaGrads[i], tolerance, $"gradient {i}");
+        }
     }
 
     [TestMethod]
