@@ -86,7 +86,11 @@ internal sealed class LoraLinear : nn.Module
         var y = InferenceLinear.Linear(x, weight, bias);   // F.linear, or the bf16 decoding kernel without autograd
         if (lora_A is null || lora_B is null || !AdapterEnabled) return y;
         var h = CounterDropout.Apply(x, Dropout, training);   // torch's dropout, with a mask libtorch would fill on one thread
-        return y.Plus(lora_B.forward(lora_A.forward(h)) * Num(Scaling));
+        var u = lora_A.forward(h);
+        // y + scaling·(u·Bᵀ) as one addmm: the product accumulates onto y with the scale applied in the GEMM, instead of
+        // writing u·Bᵀ, scaling it and adding it (two more passes over a [tokens, out] tensor forward, one backward).
+        var shape = y.shape;
+        return torch.addmm(y.reshape(-1, OutFeatures), u.reshape(-1, Rank), lora_B.weight!.t(), beta: 1, alpha: (float)Scaling).view(shape);
     }
 
     /// <summary>Hugging Face's initialization: N(0, std) weights, zero bias.</summary>

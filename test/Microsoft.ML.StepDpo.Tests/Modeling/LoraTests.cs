@@ -61,6 +61,38 @@ public sealed class LoraTests
     }
 
     [TestMethod]
+    [DataRow(2.0, DisplayName = "scaling 2 (the default 16/8)")]
+    [DataRow(0.75, DisplayName = "scaling 0.75")]
+    public void AdaptedProjectionIsBasePlusScaledLowRankProductWithItsGradients(double scaling)
+    {
+        // The plain path, spelled out: x·Wᵀ + b + scaling·((x·Aᵀ)·Bᵀ), differentiated by autograd; fp64, no dropout.
+        using var scope = torch.NewDisposeScope();
+        var gen = new Generator(9);
+        var layer = new LoraLinear(12, 20, hasBias: true, ScalarType.Float64, torch.CPU);
+        layer.InitNormal(0.3);
+        layer.AddAdapter(rank: 4, alpha: 4 * scaling, dropout: 0);
+        using (torch.no_grad()) layer.LoraB!.copy_(torch.randn(20, 4, dtype: ScalarType.Float64, generator: gen));
+        var x = torch.randn(new long[] { 3, 5, 12 }, dtype: ScalarType.Float64, generator: gen).requires_grad_(true);
+        var g = torch.randn(new long[] { 3, 5, 20 }, dtype: ScalarType.Float64, generator: gen);
+
+        var y = layer.forward(x);
+        y.backward(new[] { g });
+        var (dx, dA, dB) = (x.grad!.clone(), layer.LoraA!.grad!.clone(), layer.LoraB!.grad!.clone());
+
+        var x2 = x.detach().requires_grad_(true);
+        var a = layer.LoraA!.detach().requires_grad_(true);
+        var b = layer.LoraB!.detach().requires_grad_(true);
+        var plain = nn.functional.linear(x2, layer.Weight.detach(), layer.Bias!.detach()) + nn.functional.linear(nn.functional.linear(x2, a), b) * scaling;
+        plain.backward(new[] { g });
+
+        CollectionAssert.AreEqual(plain.shape, y.shape);
+        Assert.IsLessThan(1e-12, MaxAbsDiff(y, plain));
+        Assert.IsLessThan(1e-12, MaxAbsDiff(dx, x2.grad!));
+        Assert.IsLessThan(1e-12, MaxAbsDiff(dA, a.grad!));
+        Assert.IsLessThan(1e-12, MaxAbsDiff(dB, b.grad!));
+    }
+
+    [TestMethod]
     public void MergeFoldsTheAdapterIntoTheBase()
     {
         using var scope = torch.NewDisposeScope();
