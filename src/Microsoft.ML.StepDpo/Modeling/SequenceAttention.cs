@@ -64,7 +64,9 @@ internal sealed class SequenceAttention : autograd.SingleTensorFunction<Sequence
         var (qf, kf, vf) = (Float(q), Float(k), Float(v));
         var output = torch.empty(dims.B, dims.T, dims.H, dims.D, dtype: ScalarType.Float32);   // [B, T, H, D]: o_proj's input layout
         var lse = torch.empty(dims.B, dims.H, dims.T, dtype: ScalarType.Float32);
-        Forward(dims, View.Of(qf), View.Of(kf), View.Of(vf), output, lse, mask?.contiguous(), ranges);
+        using var maskBytes = mask?.contiguous();
+        Forward(dims, View.Of(qf), View.Of(kf), View.Of(vf), output, lse, maskBytes, ranges);
+        GC.KeepAlive(qf); GC.KeepAlive(kf); GC.KeepAlive(vf);   // read through raw pointers above
         var y = output.view(dims.B, dims.T, dims.H * dims.D).to(q.dtype);
         // TorchSharp takes the saved tensors' native references after forward returns: they must outlive this scope.
         ctx.save_for_backward(new List<Tensor> { q, k, v, mask!, y.detach().MoveToOuterDisposeScope(), lse.MoveToOuterDisposeScope() });
@@ -86,7 +88,9 @@ internal sealed class SequenceAttention : autograd.SingleTensorFunction<Sequence
         var dq = torch.empty(dims.B, dims.T, dims.H, dims.D, dtype: ScalarType.Float32);
         var dk = torch.empty(dims.B, dims.T, dims.Kv, dims.D, dtype: ScalarType.Float32);
         var dv = torch.empty(dims.B, dims.T, dims.Kv, dims.D, dtype: ScalarType.Float32);
-        Backward(dims, View.Of(qf), View.Of(kf), View.Of(vf), dO, delta, lse, mask?.contiguous(), ranges, dq, dk, dv);
+        using var maskBytes = mask?.contiguous();
+        Backward(dims, View.Of(qf), View.Of(kf), View.Of(vf), dO, delta, lse, maskBytes, ranges, dq, dk, dv);
+        GC.KeepAlive(qf); GC.KeepAlive(kf); GC.KeepAlive(vf);   // read through raw pointers above
         var grads = new List<Tensor>
         {
             dq.transpose(1, 2).to(q.dtype).MoveToOuterDisposeScope(),
@@ -137,7 +141,8 @@ internal sealed class SequenceAttention : autograd.SingleTensorFunction<Sequence
                 for (int t = 0; t < d.T; t++) ranges[b * d.T + t] = new KeyRange(t + 1, true);
             return ranges;
         }
-        var bytes = mask.contiguous().bytes;
+        using var contiguous = mask.contiguous();
+        var bytes = contiguous.bytes;
         for (int b = 0; b < d.B; b++)
         {
             int mb = mask.shape[0] == 1 ? 0 : b;
