@@ -186,7 +186,8 @@ internal sealed class SequenceAttention : autograd.SingleTensorFunction<Sequence
         float* outBase = Pointer<float>(output), lseBase = Pointer<float>(lse);
         byte* maskBase = mask is null ? null : Pointer<byte>(mask);
         long maskBatch = mask is null || mask.shape[0] == 1 ? 0 : (long)d.T * d.T;
-        ForEach(d.B * d.H, d, (task, s) =>
+        // Fully optimized from the first call (no tiering): a training run's first steps, and benchmarks, see the same code.
+        ForEach(d.B * d.H, d, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (task, s) =>
         {
             int b = task / d.H, h = task % d.H, g = h / d.Group;
             fixed (float* keysT = s.KeysT, scores = s.Scores)
@@ -225,6 +226,7 @@ internal sealed class SequenceAttention : autograd.SingleTensorFunction<Sequence
     /// Turns a row of raw scores into probabilities in place over [0, end of the tile): scaled, masked (−∞), then
     /// exp(s − max) / Σ; zero past the row's own end. Returns the row's log-sum-exp of the scaled scores.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static unsafe float Probabilities(Span<float> row, KeyRange range, float scale, byte* mask)
     {
         var own = row[..range.End];
@@ -251,7 +253,7 @@ internal sealed class SequenceAttention : autograd.SingleTensorFunction<Sequence
         byte* maskBase = mask is null ? null : Pointer<byte>(mask);
         long maskBatch = mask is null || mask.shape[0] == 1 ? 0 : (long)d.T * d.T;
         long dORow = (long)d.H * d.D;   // dO, dq: [B, T, H, D]
-        ForEach(d.B * d.Kv, d, (task, s) =>
+        ForEach(d.B * d.Kv, d, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (task, s) =>
         {
             int b = task / d.Kv, g = task % d.Kv;
             Array.Clear(s.KeyGrad);
@@ -311,6 +313,7 @@ internal sealed class SequenceAttention : autograd.SingleTensorFunction<Sequence
     }
 
     /// <summary>The forward's probabilities again from the raw scores and the saved log-sum-exp; 0 where not allowed.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static unsafe void Recompute(Span<float> row, KeyRange range, float scale, float logSumExp, byte* mask)
     {
         var own = row[..range.End];
@@ -324,6 +327,7 @@ internal sealed class SequenceAttention : autograd.SingleTensorFunction<Sequence
     }
 
     /// <summary>keysT[c, j] = rows[j, c] for j &lt; T, zero up to the padded length.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static unsafe void Transpose(float* rows, long rowStride, Dims d, float* keysT)
     {
         for (int j = 0; j < d.T; j++)
