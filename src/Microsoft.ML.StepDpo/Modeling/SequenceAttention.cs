@@ -60,11 +60,11 @@ internal sealed class SequenceAttention : autograd.SingleTensorFunction<Sequence
         var (q, k, v, mask) = ((Tensor)vars[0], (Tensor)vars[1], (Tensor)vars[2], vars[3] as Tensor);
         using var scope = torch.NewDisposeScope();
         var dims = Dims.Of(q, k);
-        var ranges = KeyRanges(mask, dims);
+        using var maskBytes = mask?.contiguous();
+        var ranges = KeyRanges(maskBytes, dims);
         var (qf, kf, vf) = (Float(q), Float(k), Float(v));
         var output = torch.empty(dims.B, dims.T, dims.H, dims.D, dtype: ScalarType.Float32);   // [B, T, H, D]: o_proj's input layout
         var lse = torch.empty(dims.B, dims.H, dims.T, dtype: ScalarType.Float32);
-        using var maskBytes = mask?.contiguous();
         Forward(dims, View.Of(qf), View.Of(kf), View.Of(vf), output, lse, maskBytes, ranges);
         GC.KeepAlive(qf); GC.KeepAlive(kf); GC.KeepAlive(vf);   // read through raw pointers above
         var y = output.view(dims.B, dims.T, dims.H * dims.D).to(q.dtype);
@@ -129,9 +129,7 @@ internal sealed class SequenceAttention : autograd.SingleTensorFunction<Sequence
     /// <summary>Query row t may attend keys [0, End); <see cref="Dense"/>: all of them (else the mask says which).</summary>
     internal readonly record struct KeyRange(int End, bool Dense);
 
-    /// <summary>Per (batch row, query): the allowed keys' end and whether every key before it is allowed.</summary>
-    internal static KeyRange[] KeyRanges(Tensor? mask, int batch, int t) => KeyRanges(mask, new Dims(batch, 1, 1, t, Lanes));
-
+    /// <summary>Per (batch row, query): the allowed keys' end and whether every key before it is allowed (mask contiguous).</summary>
     private static KeyRange[] KeyRanges(Tensor? mask, Dims d)
     {
         var ranges = new KeyRange[d.B * d.T];
@@ -141,8 +139,7 @@ internal sealed class SequenceAttention : autograd.SingleTensorFunction<Sequence
                 for (int t = 0; t < d.T; t++) ranges[b * d.T + t] = new KeyRange(t + 1, true);
             return ranges;
         }
-        using var contiguous = mask.contiguous();
-        var bytes = contiguous.bytes;
+        var bytes = mask.bytes;
         for (int b = 0; b < d.B; b++)
         {
             int mb = mask.shape[0] == 1 ? 0 : b;
@@ -156,27 +153,30 @@ internal sealed class SequenceAttention : autograd.SingleTensorFunction<Sequence
         return ranges;
     }
 
-    /// <summary>Per-worker scratch: transposed keys and values [D, padded T], score rows, probability rows.</summary>
-    private sealed class Scratch(Dims d)
+    /// <summary>
+    /// Per-worker scratch: transposed keys [D, padded T] and a tile's score rows; for the backward also transposed
+    /// values, the tile's score gradients and the kv head's key and value gradients [T, D].
+    /// </summary>
+    private sealed class Scratch(Dims d, bool backward)
     {
         public readonly float[] KeysT = new float[d.D * d.Padded];
-        public readonly float[] ValuesT = new float[d.D * d.Padded];
         public readonly float[] Scores = new float[Tile * d.Padded];
-        public readonly float[] Other = new float[Tile * d.Padded];
-        public readonly float[] KeyGrad = new float[d.T * d.D];
-        public readonly float[] ValueGrad = new float[d.T * d.D];
+        public readonly float[] ValuesT = backward ? new float[d.D * d.Padded] : [];
+        public readonly float[] ScoreGrads = backward ? new float[Tile * d.Padded] : [];
+        public readonly float[] KeyGrad = backward ? new float[d.T * d.D] : [];
+        public readonly float[] ValueGrad = backward ? new float[d.T * d.D] : [];
     }
 
-    private static void ForEach(int tasks, Dims d, Action<int, Scratch> body)
+    private static void ForEach(int tasks, Dims d, bool backward, Action<int, Scratch> body)
     {
         int threads = Math.Max(1, Math.Min(torch.get_num_threads(), tasks));
         if (threads == 1)
         {
-            var s = new Scratch(d);
+            var s = new Scratch(d, backward);
             for (int i = 0; i < tasks; i++) body(i, s);
             return;
         }
-        Parallel.For(0, tasks, new ParallelOptions { MaxDegreeOfParallelism = threads }, () => new Scratch(d),
+        Parallel.For(0, tasks, new ParallelOptions { MaxDegreeOfParallelism = threads }, () => new Scratch(d, backward),
             (i, _, s) => { body(i, s); return s; }, _ => { });
     }
 
@@ -187,7 +187,7 @@ internal sealed class SequenceAttention : autograd.SingleTensorFunction<Sequence
         byte* maskBase = mask is null ? null : Pointer<byte>(mask);
         long maskBatch = mask is null || mask.shape[0] == 1 ? 0 : (long)d.T * d.T;
         // Fully optimized from the first call (no tiering): a training run's first steps, and benchmarks, see the same code.
-        ForEach(d.B * d.H, d, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (task, s) =>
+        ForEach(d.B * d.H, d, backward: false, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (task, s) =>
         {
             int b = task / d.H, h = task % d.H, g = h / d.Group;
             fixed (float* keysT = s.KeysT, scores = s.Scores)
@@ -253,12 +253,12 @@ internal sealed class SequenceAttention : autograd.SingleTensorFunction<Sequence
         byte* maskBase = mask is null ? null : Pointer<byte>(mask);
         long maskBatch = mask is null || mask.shape[0] == 1 ? 0 : (long)d.T * d.T;
         long dORow = (long)d.H * d.D;   // dO, dq: [B, T, H, D]
-        ForEach(d.B * d.Kv, d, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (task, s) =>
+        ForEach(d.B * d.Kv, d, backward: true, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (task, s) =>
         {
             int b = task / d.Kv, g = task % d.Kv;
             Array.Clear(s.KeyGrad);
             Array.Clear(s.ValueGrad);
-            fixed (float* keysT = s.KeysT, valuesT = s.ValuesT, probs = s.Scores, dScores = s.Other, keyGrad = s.KeyGrad, valueGrad = s.ValueGrad)
+            fixed (float* keysT = s.KeysT, valuesT = s.ValuesT, probs = s.Scores, dScores = s.ScoreGrads, keyGrad = s.KeyGrad, valueGrad = s.ValueGrad)
             {
                 float* kRows = k.Rows(b, g), vRows = v.Rows(b, g);
                 Transpose(kRows, k.Row, d, keysT);
