@@ -49,6 +49,7 @@ internal sealed class ContinuousBatchGenerator : IDisposable
     private readonly bool sharePrompts;
     private SlotKvCache? cache;
     private PromptPrefixPool? pool;
+    private FusedDecoder? fused;   // the forward pass in C# where it serves the model (rebuilt whenever the batch ran empty)
 
     /// <param name="model">The model to sample from.</param>
     /// <param name="decode">Ids to text; needed for stop strings and results' text.</param>
@@ -132,7 +133,12 @@ internal sealed class ContinuousBatchGenerator : IDisposable
 
         // Sequences that joined earlier leave their prompts in the prefix pool, unless the batch ran empty since (the
         // model may have changed in between).
-        if (live.Count == 0) pool?.Clear();
+        if (live.Count == 0)
+        {
+            pool?.Clear();
+            fused?.Dispose();
+            fused = sharePrompts && FusedDecoder.AppliesTo(model) ? new FusedDecoder(model) { Threads = DecoderThreads } : null;
+        }
 
         // Distinct prompts first (each prefilled once, in rows first..first+U-1), then the rows that share one. Prompts
         // that begin with a pooled prompt come last, ordered by what remains to run; the others longest first.
@@ -170,6 +176,20 @@ internal sealed class ContinuousBatchGenerator : IDisposable
         using var scope = torch.NewDisposeScope();
         var device = model.Device;
         var lastLogits = new List<Tensor>();
+        if (fused is not null)
+        {
+            // Every distinct prompt in one pass of the fused decoder (each runs at its own length; a pooled prompt runs its rest).
+            var runs = new List<DecodeRun>();
+            for (int g = 0; g < U; g++)
+            {
+                var prompt = groups[g].Rows[0].Prompt;
+                int shared = groups[g].Found.Shared;
+                if (shared > 0) pool!.Load(groups[g].Found.Entry, shared, cache!, first + g);
+                runs.Add(new DecodeRun(prompt, shared, prompt.Length - shared, shared, first + g, first + g, 0));
+            }
+            lastLogits.Add(fused.Run(runs, cache!));
+            passes.Clear();
+        }
         foreach (var (g0, count, tokens) in passes)
         {
             var prompts = groups.Skip(g0).Take(count).Select(g => g.Rows[0].Prompt).ToList();
@@ -292,6 +312,7 @@ internal sealed class ContinuousBatchGenerator : IDisposable
         using var mode = new InferenceMode(model, n);
         using var scope = torch.NewDisposeScope();
         var device = model.Device;
+        if (fused is not null) return Finish(fused.Run(live.Select(s => new DecodeRun(new[] { s.Tokens[^1] }, 0, 1, (int)s.Write, s.Slot, s.Owner.Slot, s.PromptLength)).ToList(), cache!));
         var writes = live.Select(s => s.Write).ToArray();
         long span = writes.Max() + 1;
         cache!.PrepareStep(writes, span, sharePrompts ? live.Select(s => (s.Owner.Slot, s.PromptLength)).ToList() : null);
@@ -302,7 +323,14 @@ internal sealed class ContinuousBatchGenerator : IDisposable
         var input = torch.tensor(live.Select(s => (long)s.Tokens[^1]).ToArray(), device: device).unsqueeze(1);
         var pos = torch.tensor(live.Select(s => (long)(s.PromptLength + s.Tokens.Count - 1)).ToArray(), device: device).unsqueeze(1);
         var hidden = model.Hidden(input, pos, keyMask, cache, 0);
-        var logits = model.Logits(hidden).squeeze(1);
+        return Finish(model.Logits(hidden).squeeze(1));
+    }
+
+    /// <summary>Samples each live sequence's next token from the step's logits [n, V]; returns the sequences that stopped.</summary>
+    private IReadOnlyList<(GenerationRow Row, GenerationResult Result)> Finish(Tensor logits)
+    {
+        var finished = new List<(GenerationRow, GenerationResult)>();
+        int n = live.Count;
         long sampling = Stopwatch.GetTimestamp();
         var next = Sample(logits, live.Select(s => s.Job).ToList(), live.Select(s => (long)s.Tokens.Count).ToList());
         SampleTime += Stopwatch.GetElapsedTime(sampling);
@@ -402,7 +430,18 @@ internal sealed class ContinuousBatchGenerator : IDisposable
             cache.EnsureCapacity(capacity);
     }
 
-    public void Dispose() => Clear();
+    public void Dispose()
+    {
+        Clear();
+        fused?.Dispose();
+        fused = null;
+    }
+
+    /// <summary>Threads of the fused decoder (its results do not depend on it). Default: the processor count.</summary>
+    internal int DecoderThreads { get; init; } = Environment.ProcessorCount;
+
+    /// <summary>Whether the forward passes run through <see cref="FusedDecoder"/> (decided when the batch was last empty).</summary>
+    internal bool UsesFusedDecoder => fused is not null;
 
     /// <summary>No gradients, evaluation mode, and for the bf16 decoding kernel torch on one thread (see <see cref="InferenceLinear.SmallStepScope"/>).</summary>
     private readonly struct InferenceMode : IDisposable

@@ -46,6 +46,43 @@ internal static class NativeHeap
         }
     }
 
+    /// <summary>
+    /// A zero-filled CPU tensor whose memory Linux backs with 2 MiB pages where it can (madvise MADV_HUGEPAGE before
+    /// the first touch): a fresh 20 MB key/value cache otherwise takes ~5,000 page faults to fill, which on this
+    /// project's virtual machines cost more than the work done in it (measured: docs/benchmarks.md "Sampling"). The
+    /// same zeros either way; elsewhere, or for small or non-CPU tensors, plain <c>torch.zeros</c>.
+    /// </summary>
+    public static TorchSharp.torch.Tensor Zeros(long[] shape, TorchSharp.torch.ScalarType dtype, TorchSharp.torch.Device device)
+    {
+        if (!OperatingSystem.IsLinux() || device.type != TorchSharp.DeviceType.CPU)
+            return TorchSharp.torch.zeros(shape, dtype: dtype, device: device);
+        var t = TorchSharp.torch.empty(shape, dtype: dtype, device: device);
+        long bytes = t.numel() * t.ElementSize;
+        if (bytes >= 4 * HugePage)
+        {
+            try
+            {
+                unsafe
+                {
+                    long start = (long)System.Runtime.CompilerServices.Unsafe.AsPointer(ref MemoryMarshal.GetReference(t.bytes));
+                    long first = (start + HugePage - 1) / HugePage * HugePage, end = (start + bytes) / HugePage * HugePage;
+                    if (end > first) Madvise((nint)first, (nuint)(end - first), MadvHugePage);
+                }
+            }
+            catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
+            {
+                // no madvise: small pages, as torch.zeros would have it
+            }
+        }
+        return t.zero_();
+    }
+
+    private const long HugePage = 2 << 20;
+    private const int MadvHugePage = 14;
+
+    [DllImport("libc", EntryPoint = "madvise")]
+    private static extern int Madvise(nint address, nuint length, int advice);
+
     [DllImport("libc", EntryPoint = "mallopt")]
     private static extern int Mallopt(int param, int value);
 }

@@ -120,7 +120,7 @@ internal sealed class PromptPrefixPool : IDisposable
         using var noGrad = torch.no_grad();
         Tensor Grow(Tensor? old)
         {
-            var grown = torch.zeros(shape, dtype: dtype, device: device).DetachFromDisposeScope();
+            var grown = NativeHeap.Zeros(shape, dtype, device).DetachFromDisposeScope();
             if (old is not null)
             {
                 grown.narrow(2, 0, Capacity).copy_(old);

@@ -22,6 +22,9 @@ internal sealed class RmsNorm : nn.Module
         RegisterComponents();
     }
 
+    internal Parameter Weight => weight;
+    internal double Eps => eps;
+
     public Tensor forward(Tensor x)
     {
         using var scope = torch.NewDisposeScope();
@@ -92,6 +95,11 @@ internal sealed class Qwen2Attention : nn.Module
         o_proj = new LoraLinear(heads * headDim, c.HiddenSize, false, dtype, device);
         RegisterComponents();
     }
+
+    internal LoraLinear QProj => q_proj;
+    internal LoraLinear KProj => k_proj;
+    internal LoraLinear VProj => v_proj;
+    internal LoraLinear OProj => o_proj;
 
     // x [B,T,hidden]; cos/sin [B,1,T,d]; mask boolean [B,1,T,S] (true = may attend) or null for causal;
     // with a cache, this step's K/V are written at slot `offset` of layer `layer` and attention runs over the cache.
@@ -174,6 +182,10 @@ internal sealed class Qwen2Mlp : nn.Module
         RegisterComponents();
     }
 
+    internal LoraLinear GateProj => gate_proj;
+    internal LoraLinear UpProj => up_proj;
+    internal LoraLinear DownProj => down_proj;
+
     public Tensor forward(Tensor x)
     {
         using var scope = torch.NewDisposeScope();
@@ -196,6 +208,11 @@ internal sealed class Qwen2DecoderLayer : nn.Module
         mlp = new Qwen2Mlp(c, dtype, device);
         RegisterComponents();
     }
+
+    internal RmsNorm InputNorm => input_layernorm;
+    internal Qwen2Attention Attention => self_attn;
+    internal RmsNorm PostAttentionNorm => post_attention_layernorm;
+    internal Qwen2Mlp Mlp => mlp;
 
     public Tensor forward(Tensor x, Tensor cos, Tensor sin, Tensor? mask, IKvCache? cache, int layer, long offset)
     {
@@ -251,6 +268,8 @@ internal sealed class Qwen2ForCausalLM : nn.Module
     public ScalarType DType { get; }
     public Device Device { get; }
     public Qwen2Model Model => model;
+    /// <summary>The untied LM head; null when it is the embedding's weight.</summary>
+    internal LoraLinear? LmHead => lm_head;
     /// <summary>Recompute each layer's activations in backward instead of storing them (training only).</summary>
     public bool GradientCheckpointing { get; set; }
 

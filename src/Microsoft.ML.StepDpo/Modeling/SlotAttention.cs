@@ -1,4 +1,5 @@
 using System.Numerics;
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
@@ -49,7 +50,8 @@ internal static class SlotAttention
         return output;
     }
 
-    private readonly record struct Shape(int Heads, int Kv, int Capacity, int D);
+    /// <summary>Query heads, kv heads, slots per cache row, head size.</summary>
+    internal readonly record struct Shape(int Heads, int Kv, int Capacity, int D);
 
     private static void Run<T>(Tensor q, Tensor keys, Tensor values, Tensor output, IReadOnlyList<SlotSpan> spans, int[] order, Shape s)
         where T : unmanaged, IFloatingPointIeee754<T>, IExponentialFunctions<T>
@@ -86,24 +88,38 @@ internal static class SlotAttention
     /// </summary>
     private static unsafe void RowFloat(Tensor qt, Tensor kt, Tensor vt, Tensor ot, SlotSpan span, Shape s, int b, float[] scratch)
     {
-        int d = s.D, rep = s.Heads / s.Kv, len = span.Length, shared = span.Shared;
-        float scale = 1f / MathF.Sqrt(d);
         fixed (byte* qb = qt.bytes, kb = kt.bytes, vb = vt.bytes, ob = ot.bytes)
         fixed (float* buffer = scratch)
         {
-            float* q = (float*)qb, k = (float*)kb, v = (float*)vb, o = (float*)ob, scores = buffer, probs = buffer + len;
+            long row = (long)b * s.Heads * s.D;
+            RowFloat((float*)qb + row, (float*)kb, (float*)vb, (float*)ob + row, span, s, b, buffer);
+        }
+    }
+
+    /// <summary>
+    /// The float path on raw memory: <paramref name="q"/> and <paramref name="o"/> are this row's [heads, d] query and
+    /// output, <paramref name="k"/> and <paramref name="v"/> a layer's whole cache [rows, kv, capacity, d], row b the
+    /// row's own cache row; <paramref name="buffer"/> holds 2 × span.Length floats.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static unsafe void RowFloat(float* q, float* k, float* v, float* o, SlotSpan span, Shape s, int b, float* buffer)
+    {
+        int d = s.D, rep = s.Heads / s.Kv, len = span.Length, shared = span.Shared;
+        float scale = 1f / MathF.Sqrt(d);
+        {
+            float* scores = buffer, probs = buffer + len;
             for (int h = 0; h < s.Kv; h++)
             {
                 long promptBase = (long)((span.PromptRow * s.Kv + h) * s.Capacity) * d, ownBase = (long)((b * s.Kv + h) * s.Capacity) * d;
                 for (int r = 0; r < rep; r++)
                 {
                     int head = h * rep + r;
-                    float* query = q + (long)(b * s.Heads + head) * d;
+                    float* query = q + (long)head * d;
                     // Slots below `shared` are the prompt's row, the rest the row's own: two contiguous runs.
                     Scores(query, k + promptBase, 0, shared, d, scale, scores);
                     Scores(query, k + ownBase, shared, len, d, scale, scores);
                     TensorPrimitives.SoftMax(new ReadOnlySpan<float>(scores, len), new Span<float>(probs, len));
-                    float* output = o + (long)(b * s.Heads + head) * d;
+                    float* output = o + (long)head * d;
                     for (int c = 0; c < d; c += 32)
                     {
                         int width = Math.Min(32, d - c);

@@ -35,8 +35,8 @@ internal sealed class SlotKvCache : IKvCache, IDisposable
         for (int i = 0; i < keys.Length; i++)
         {
             // Long-lived: not owned by whatever DisposeScope is current.
-            keys[i] = torch.zeros(new[] { rows, kvHeads, capacity, headDim }, dtype: dtype, device: device).DetachFromDisposeScope();
-            values[i] = torch.zeros(new[] { rows, kvHeads, capacity, headDim }, dtype: dtype, device: device).DetachFromDisposeScope();
+            keys[i] = NativeHeap.Zeros(new[] { rows, kvHeads, capacity, headDim }, dtype, device).DetachFromDisposeScope();
+            values[i] = NativeHeap.Zeros(new[] { rows, kvHeads, capacity, headDim }, dtype, device).DetachFromDisposeScope();
         }
     }
 
@@ -195,7 +195,7 @@ internal sealed class SlotKvCache : IKvCache, IDisposable
 
     private Tensor Grow(Tensor old, long capacity)
     {
-        var grown = torch.zeros(new[] { Rows, kvHeads, capacity, headDim }, dtype: old.dtype, device: old.device).DetachFromDisposeScope();
+        var grown = NativeHeap.Zeros(new[] { Rows, kvHeads, capacity, headDim }, old.dtype, old.device).DetachFromDisposeScope();
         grown.narrow(2, 0, Capacity).copy_(old);
         old.Dispose();
         return grown;

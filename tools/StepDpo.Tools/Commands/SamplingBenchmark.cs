@@ -129,9 +129,19 @@ internal static class SamplingBenchmark
         }
     }
 
+    /// <summary>Only the new path's stage b, twice (for profiling and quick comparisons; no old-path baseline).</summary>
+    public static void RunStageBOnly(Dictionary<string, object> r, bool quick)
+    {
+        var (model, tokenizer) = ModelFolder.Load(PreferenceStages.CommittedSftDirectory);
+        using var _ = model;
+        int defaultThreads = torch.get_num_threads();
+        try { StageB(r, model, tokenizer, quick ? 48 : 240, withOld: false); }
+        finally { torch.set_num_threads(defaultThreads); }
+    }
+
     private sealed record StageRun(double Seconds, StepPreferenceReport Report, byte[] Pairs, string Details, string Load);
 
-    private static void StageB(Dictionary<string, object> r, Qwen2ForCausalLM model, ByteLevelBpeTokenizer tokenizer, int count)
+    private static void StageB(Dictionary<string, object> r, Qwen2ForCausalLM model, ByteLevelBpeTokenizer tokenizer, int count, bool withOld = true)
     {
         var problems = PreferenceStages.SourceProblems(ArithmeticSftRecipe.DemoTask, count, seed: 1);
         var ml = new MLContext(1);
@@ -153,9 +163,11 @@ internal static class SamplingBenchmark
                     OutputPath = Path.Combine(dir, "pairs.jsonl"), AnswerPairsPath = Path.Combine(dir, "answers.jsonl"), Dataset = "arithmetic", Seed = 1,
                 };
                 string before = Load();
+                var jitBefore = System.Runtime.JitInfo.GetCompilationTime(); long methodsBefore = System.Runtime.JitInfo.GetCompiledMethodCount();
                 var sw = Stopwatch.StartNew();
                 var report = ml.StepDpo().BuildStepPreferences(data, options);
                 double seconds = sw.Elapsed.TotalSeconds;
+                Console.WriteLine($"  jit during the run: {(System.Runtime.JitInfo.GetCompilationTime() - jitBefore).TotalSeconds:F2} s, {System.Runtime.JitInfo.GetCompiledMethodCount() - methodsBefore} methods");
                 string details = legacy is not null
                     ? legacy.Stats.ToString()
                     : current!.Generator is { } g
@@ -171,6 +183,20 @@ internal static class SamplingBenchmark
         }
 
         var first = RunOnce(fresh: true);
+        if (!withOld)
+        {
+            var again = RunOnce(fresh: true);
+            r["stageb_problems"] = count;
+            r["stageb_new_seconds"] = new[] { first.Seconds, again.Seconds };
+            r["stageb_load"] = new[] { first.Load, again.Load };
+            r["stageb_new_pairs"] = first.Report.Pairs;
+            r["stageb_new_runs_identical"] = first.Pairs.AsSpan().SequenceEqual(again.Pairs);
+            r["stageb_new_details"] = new[] { first.Details, again.Details };
+            r["stageb_new_pairs_sha256"] = Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(first.Pairs));
+            Console.WriteLine($"stage b, {count} problems, new path only: {first.Seconds:F1} s (load {first.Load}) and {again.Seconds:F1} s (load {again.Load}); {first.Report.Pairs} pairs; " +
+                              $"sha256 {Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(first.Pairs))[..16]}; runs {(first.Pairs.AsSpan().SequenceEqual(again.Pairs) ? "identical" : "DIFFERENT")}; {first.Details} | {again.Details}");
+            return;
+        }
         var old = RunOnce(fresh: false);
         var second = RunOnce(fresh: true);
         double newSeconds = (first.Seconds + second.Seconds) / 2;
