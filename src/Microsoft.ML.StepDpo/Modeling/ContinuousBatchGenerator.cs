@@ -100,6 +100,9 @@ internal sealed class ContinuousBatchGenerator : IDisposable
 
     public TimeSpan StepTime { get; private set; }
 
+    /// <summary>Of <see cref="StepTime"/>, the model's forward passes.</summary>
+    public TimeSpan ForwardTime { get; private set; }
+
     /// <summary>Of <see cref="StepTime"/>, the time from the logits to the tokens on the CPU (sampling).</summary>
     public TimeSpan SampleTime { get; private set; }
 
@@ -312,7 +315,13 @@ internal sealed class ContinuousBatchGenerator : IDisposable
         using var mode = new InferenceMode(model, n);
         using var scope = torch.NewDisposeScope();
         var device = model.Device;
-        if (fused is not null) return Finish(fused.Run(live.Select(s => new DecodeRun(new[] { s.Tokens[^1] }, 0, 1, (int)s.Write, s.Slot, s.Owner.Slot, s.PromptLength)).ToList(), cache!));
+        long forward = Stopwatch.GetTimestamp();
+        if (fused is not null)
+        {
+            var logits = fused.Run(live.Select(s => new DecodeRun(new[] { s.Tokens[^1] }, 0, 1, (int)s.Write, s.Slot, s.Owner.Slot, s.PromptLength)).ToList(), cache!);
+            ForwardTime += Stopwatch.GetElapsedTime(forward);
+            return Finish(logits);
+        }
         var writes = live.Select(s => s.Write).ToArray();
         long span = writes.Max() + 1;
         cache!.PrepareStep(writes, span, sharePrompts ? live.Select(s => (s.Owner.Slot, s.PromptLength)).ToList() : null);
@@ -323,7 +332,9 @@ internal sealed class ContinuousBatchGenerator : IDisposable
         var input = torch.tensor(live.Select(s => (long)s.Tokens[^1]).ToArray(), device: device).unsqueeze(1);
         var pos = torch.tensor(live.Select(s => (long)(s.PromptLength + s.Tokens.Count - 1)).ToArray(), device: device).unsqueeze(1);
         var hidden = model.Hidden(input, pos, keyMask, cache, 0);
-        return Finish(model.Logits(hidden).squeeze(1));
+        var stepLogits = model.Logits(hidden).squeeze(1);
+        ForwardTime += Stopwatch.GetElapsedTime(forward);
+        return Finish(stepLogits);
     }
 
     /// <summary>Samples each live sequence's next token from the step's logits [n, V]; returns the sequences that stopped.</summary>

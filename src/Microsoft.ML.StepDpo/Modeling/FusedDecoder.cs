@@ -5,7 +5,6 @@ using System.Runtime.Intrinsics;
 using TorchSharp;
 using static TorchSharp.torch;
 using static Microsoft.ML.StepDpo.Modeling.KeptScalars;
-using TensorPrimitives = System.Numerics.Tensors.TensorPrimitives;
 
 namespace Microsoft.ML.StepDpo.Modeling;
 
@@ -104,7 +103,7 @@ internal sealed unsafe class FusedDecoder : IDisposable
     internal int Threads { get; set; } = Environment.ProcessorCount;
 
     /// <summary>Most rows (tokens) in one group of sequences that one thread takes through the layers.</summary>
-    internal int RowsPerGroup { get; set; } = 64;
+    internal int RowsPerGroup { get; set; } = 32;
 
     /// <summary>
     /// Runs <paramref name="runs"/> through the model, writing their keys and values into <paramref name="cache"/>;
@@ -186,8 +185,10 @@ internal sealed unsafe class FusedDecoder : IDisposable
         using var scope = torch.NewDisposeScope();
         var ids = torch.arange(Num(0L), Num((long)positions), dtype: ScalarType.Int64).unsqueeze(0);
         var (c, s) = Rotary.Tables(ids, d, config.RopeTheta, ScalarType.Float32);
-        cos = c.contiguous().data<float>().ToArray();
-        sin = s.contiguous().data<float>().ToArray();
+        cos = GC.AllocateUninitializedArray<float>(positions * d, pinned: true);
+        sin = GC.AllocateUninitializedArray<float>(positions * d, pinned: true);
+        c.contiguous().data<float>().CopyTo(cos, 0);
+        s.contiguous().data<float>().CopyTo(sin, 0);
         tablePositions = positions;
     }
 
@@ -210,14 +211,14 @@ internal sealed unsafe class FusedDecoder : IDisposable
         int R = runs.Sum(r => r.Count), U = runs.Length;
         int longest = runs.Max(r => r.First + r.Count);
         int gemmScratch = layers.SelectMany(x => new[] { x.Qkv, x.O, x.GateUp, x.Down }).Append(lmHead).Max(w => w.ScratchFloats);
-        long need = (long)R * (3 * H + Nqkv + Hq + 3 * I) + gemmScratch + 2L * longest + (long)U * (H + V) + 64;
+        long need = (long)R * (3 * H + Nqkv + Hq + 3 * I) + gemmScratch + 4L * longest + (long)U * (H + V) + 64;
         var array = ws.Get(need);
         fixed (float* start = array)
         {
             float* at = start;
             float* Take(long n) { float* p = at; at += n; return p; }
             float* x = Take((long)R * H), xn = Take((long)R * H), tmp = Take((long)R * H), qkv = Take((long)R * Nqkv), att = Take((long)R * Hq);
-            float* gu = Take((long)R * 2 * I), act = Take((long)R * I), scratch = Take(gemmScratch), attention = Take(2L * longest);
+            float* gu = Take((long)R * 2 * I), act = Take((long)R * I), scratch = Take(gemmScratch), attention = Take(4L * longest);
             float* lastX = Take((long)U * H), lastLogits = Take((long)U * V);
 
             // Token embeddings.
@@ -253,23 +254,12 @@ internal sealed unsafe class FusedDecoder : IDisposable
                     for (int j = 0; j < r.Count; j++, row++)
                         SlotAttention.RowFloat(qkv + (long)row * Nqkv, k, v, att + (long)row * Hq, new SlotSpan(r.PromptRow, r.Shared, r.First + j + 1), shape, r.CacheRow, attention);
                 layer.O.Multiply(att, R, Hq, tmp, H, scratch);
-                TensorPrimitives.Add(new ReadOnlySpan<float>(x, R * H), new ReadOnlySpan<float>(tmp, R * H), new Span<float>(x, R * H));
+                FloatKernels.AddInPlace(x, tmp, (long)R * H);
                 RmsNorm(x, xn, R, layer.PostNorm);
                 layer.GateUp.Multiply(xn, R, H, gu, 2 * I, scratch);
-                for (int i = 0; i < R; i++)
-                {
-                    // silu(gate) · up, as libtorch spells silu: g / (1 + exp(-g)).
-                    var g = new ReadOnlySpan<float>(gu + (long)i * 2 * I, I);
-                    var u = new ReadOnlySpan<float>(gu + (long)i * 2 * I + I, I);
-                    var a = new Span<float>(act + (long)i * I, I);
-                    TensorPrimitives.Negate(g, a);
-                    TensorPrimitives.Exp(a, a);
-                    TensorPrimitives.Add(a, 1f, a);
-                    TensorPrimitives.Divide(g, a, a);
-                    TensorPrimitives.Multiply(a, u, a);
-                }
+                for (int i = 0; i < R; i++) FloatKernels.SiluTimes(gu + (long)i * 2 * I, gu + (long)i * 2 * I + I, act + (long)i * I, I);
                 layer.Down.Multiply(act, R, I, tmp, H, scratch);
-                TensorPrimitives.Add(new ReadOnlySpan<float>(x, R * H), new ReadOnlySpan<float>(tmp, R * H), new Span<float>(x, R * H));
+                FloatKernels.AddInPlace(x, tmp, (long)R * H);
             }
 
             // The final norm and the LM head for each run's last token.
@@ -290,38 +280,42 @@ internal sealed unsafe class FusedDecoder : IDisposable
     /// y = w · (x · 1/√(mean(x²) + eps)) per row, as <see cref="RmsNorm"/> computes it in float32 (its mean summed in
     /// another order). y may be x.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void RmsNorm(float* x, float* y, int rows, float[] weight)
     {
-        for (int i = 0; i < rows; i++)
-        {
-            var src = new ReadOnlySpan<float>(x + (long)i * H, H);
-            var dst = new Span<float>(y + (long)i * H, H);
-            float mean = TensorPrimitives.SumOfSquares(src) / H;
-            float scale = 1f / MathF.Sqrt(mean + eps);
-            TensorPrimitives.Multiply(src, scale, dst);
-            TensorPrimitives.Multiply(weight, dst, dst);
-        }
+        fixed (float* w = weight)
+            for (int i = 0; i < rows; i++) FloatKernels.RmsNorm(x + (long)i * H, y + (long)i * H, H, w, eps);
     }
 
     /// <summary>
     /// Hugging Face's rotate_half rotary embedding of one head in place: x·cos + rotate_half(x)·sin, each product and
     /// the sum rounded as libtorch rounds them (no fused multiply-add).
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void Rotate(float* x, int position)
     {
-        int half = d / 2;
-        Span<float> rotated = stackalloc float[d];
-        for (int c = 0; c < half; c++) { rotated[c] = -x[c + half]; rotated[c + half] = x[c]; }
-        fixed (float* cp = &cos[position * d], sp = &sin[position * d])
+        int half = d / 2, c = 0;
+        float* cp = Table(cos, position), sp = Table(sin, position);
+        // Sixteen pairs (c, c + half) at a time, then the rest one by one: the same products and sums either way.
+        for (; c + 16 <= half; c += 16)
         {
-            for (int c = 0; c < d; c++)
-            {
-                float a = x[c] * cp[c];
-                float b = rotated[c] * sp[c];
-                x[c] = a + b;
-            }
+            var lo = Vector512.Load(x + c);
+            var hi = Vector512.Load(x + c + half);
+            var newLo = Vector512.Load(cp + c) * lo + Vector512.Load(sp + c) * -hi;
+            var newHi = Vector512.Load(cp + c + half) * hi + Vector512.Load(sp + c + half) * lo;
+            newLo.Store(x + c);
+            newHi.Store(x + c + half);
+        }
+        for (; c < half; c++)
+        {
+            float lo = x[c], hi = x[c + half];
+            x[c] = lo * cp[c] + -hi * sp[c];
+            x[c + half] = hi * cp[c + half] + lo * sp[c + half];
         }
     }
+
+    // The tables live on the pinned heap (EnsureRotary), so their addresses hold.
+    private float* Table(float[] table, int position) => (float*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(table)) + (long)position * d;
 
     public void Dispose()
     {

@@ -56,7 +56,7 @@ internal static class SlotAttention
     private static void Run<T>(Tensor q, Tensor keys, Tensor values, Tensor output, IReadOnlyList<SlotSpan> spans, int[] order, Shape s)
         where T : unmanaged, IFloatingPointIeee754<T>, IExponentialFunctions<T>
     {
-        int rows = order.Length, scratchLength = 2 * spans.Max(x => x.Length);
+        int rows = order.Length, scratchLength = 4 * spans.Max(x => x.Length);
         bool vectorized = typeof(T) == typeof(float) && s.D % 8 == 0 && Avx.IsSupported && Fma.IsSupported && VectorizedEnabled;
         void Rows(int from, int to, T[] scratch)
         {
@@ -99,13 +99,18 @@ internal static class SlotAttention
     /// <summary>
     /// The float path on raw memory: <paramref name="q"/> and <paramref name="o"/> are this row's [heads, d] query and
     /// output, <paramref name="k"/> and <paramref name="v"/> a layer's whole cache [rows, kv, capacity, d], row b the
-    /// row's own cache row; <paramref name="buffer"/> holds 2 × span.Length floats.
+    /// row's own cache row; <paramref name="buffer"/> holds 4 × span.Length floats.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static unsafe void RowFloat(float* q, float* k, float* v, float* o, SlotSpan span, Shape s, int b, float* buffer)
     {
         int d = s.D, rep = s.Heads / s.Kv, len = span.Length, shared = span.Shared;
         float scale = 1f / MathF.Sqrt(d);
+        if (d == 32 && Avx512F.IsSupported && Wide512Enabled)
+        {
+            RowFloat32(q, k, v, o, span, s, b, buffer);
+            return;
+        }
         {
             float* scores = buffer, probs = buffer + len;
             for (int h = 0; h < s.Kv; h++)
@@ -132,6 +137,80 @@ internal static class SlotAttention
                         if (width > 24) Avx.Store(output + c + 24, acc3);
                     }
                 }
+            }
+        }
+    }
+
+    /// <summary>Process-wide switch of the AVX-512 path for head size 32 (tests compare it with the AVX2 one).</summary>
+    internal static bool Wide512Enabled { get; set; } = true;
+
+    /// <summary>Process-wide switch of the head-size-32 path's software prefetch (benchmarks compare).</summary>
+    internal static bool PrefetchEnabled { get; set; } = true;
+
+    /// <summary>
+    /// Head size 32 with AVX-512: the query heads of a kv head two at a time, so that each key and value is loaded
+    /// once for both (a key is two registers; each head's scores one fused multiply-add and a horizontal sum).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static unsafe void RowFloat32(float* q, float* k, float* v, float* o, SlotSpan span, Shape s, int b, float* buffer)
+    {
+        const int d = 32;
+        int rep = s.Heads / s.Kv, len = span.Length, shared = span.Shared;
+        float scale = 1f / MathF.Sqrt(d);
+        float* scoresA = buffer, scoresB = buffer + len, probsA = buffer + 2 * len, probsB = buffer + 3 * len;
+        for (int h = 0; h < s.Kv; h++)
+        {
+            long promptBase = (long)((span.PromptRow * s.Kv + h) * s.Capacity) * d, ownBase = (long)((b * s.Kv + h) * s.Capacity) * d;
+            for (int r = 0; r < rep; r += 2)
+            {
+                int head = h * rep + r;
+                bool pair = r + 1 < rep;
+                float* qa = q + (long)head * d, qb = pair ? qa + d : qa;
+                var qa0 = Avx512F.LoadVector512(qa); var qa1 = Avx512F.LoadVector512(qa + 16);
+                var qb0 = Avx512F.LoadVector512(qb); var qb1 = Avx512F.LoadVector512(qb + 16);
+                // Slots below `shared` are the prompt's row, the rest the row's own: two contiguous runs.
+                for (int part = 0; part < 2; part++)
+                {
+                    float* keys = k + (part == 0 ? promptBase : ownBase);
+                    float* ahead = v + (part == 0 ? promptBase : ownBase);
+                    int from = part == 0 ? 0 : shared, to = part == 0 ? shared : len;
+                    for (int j = from; j < to; j++)
+                    {
+                        float* key = keys + (long)j * d;
+                        if (PrefetchEnabled)
+                        {
+                            // The values' lines come in while the keys' are read (the weighing pass reads them next),
+                            // and the keys' a few slots ahead: a row's runs are too short for the hardware prefetcher.
+                            Sse.Prefetch0(ahead + (long)j * d);
+                            Sse.Prefetch0(ahead + (long)j * d + 16);
+                            Sse.Prefetch0(key + 16 * d);
+                            Sse.Prefetch0(key + 16 * d + 16);
+                        }
+                        var k0 = Avx512F.LoadVector512(key); var k1 = Avx512F.LoadVector512(key + 16);
+                        scoresA[j] = Vector512.Sum(Avx512F.FusedMultiplyAdd(k1, qa1, Avx512F.Multiply(k0, qa0))) * scale;
+                        scoresB[j] = Vector512.Sum(Avx512F.FusedMultiplyAdd(k1, qb1, Avx512F.Multiply(k0, qb0))) * scale;
+                    }
+                }
+                FloatKernels.SoftMax(scoresA, probsA, len);
+                if (pair) FloatKernels.SoftMax(scoresB, probsB, len);
+                var a0 = Vector512<float>.Zero; var a1 = Vector512<float>.Zero; var b0 = Vector512<float>.Zero; var b1 = Vector512<float>.Zero;
+                for (int part = 0; part < 2; part++)
+                {
+                    float* values = v + (part == 0 ? promptBase : ownBase);
+                    int from = part == 0 ? 0 : shared, to = part == 0 ? shared : len;
+                    for (int j = from; j < to; j++)
+                    {
+                        float* value = values + (long)j * d;
+                        var v0 = Avx512F.LoadVector512(value); var v1 = Avx512F.LoadVector512(value + 16);
+                        var pa = Vector512.Create(probsA[j]);
+                        a0 = Avx512F.FusedMultiplyAdd(v0, pa, a0); a1 = Avx512F.FusedMultiplyAdd(v1, pa, a1);
+                        var pb = Vector512.Create(probsB[j]);
+                        b0 = Avx512F.FusedMultiplyAdd(v0, pb, b0); b1 = Avx512F.FusedMultiplyAdd(v1, pb, b1);
+                    }
+                }
+                float* oa = o + (long)head * d;
+                Avx512F.Store(oa, a0); Avx512F.Store(oa + 16, a1);
+                if (pair) { Avx512F.Store(oa + d, b0); Avx512F.Store(oa + d + 16, b1); }
             }
         }
     }

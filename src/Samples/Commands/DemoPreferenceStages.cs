@@ -49,15 +49,16 @@ internal static class DemoPreferenceStages
         var problems = SourceProblems(s.Problems, seed);
         var ml = new MLContext(seed);
         var data = ml.Data.LoadFromEnumerable(problems.Select(p => new ProblemRow { Problem = p.Question, Answer = p.Answer.ToString(CultureInfo.InvariantCulture), Id = p.Id }));
-        // The small model's sampling runs in batches of up to 256 sequences that problems join as they go (128 problems
-        // at a time keep the batches full); the pairs do not depend on either number.
-        using var policy = LocalModelCompletionSource.Load(sftModel, Template, maxBatchRows: 256);
+        // The small model's sampling runs in batches of up to 128 sequences that problems join as they go (64 problems
+        // at a time keep the batches full; more rows only make the key/value cache larger, which costs more than it
+        // saves here: docs/benchmarks.md); the pairs do not depend on either number.
+        using var policy = LocalModelCompletionSource.Load(sftModel, Template, maxBatchRows: 128);
         var options = new StepPreferenceOptions
         {
             Policy = policy, ProblemColumnName = "Problem", AnswerColumnName = "Answer", IdColumnName = "Id",
             SamplesPerProblem = s.SamplesPerProblem, RolloutsPerPrefix = s.Rollouts, RectificationSamples = s.Rectifications,
             Sampling = new SamplingSettings { Temperature = 0.8, TopP = 0.95, MaxNewTokens = 160, Seed = seed },
-            MaxConcurrency = 128, OutputPath = stepPath, AnswerPairsPath = answerPath, Dataset = "arithmetic", Seed = seed,
+            MaxConcurrency = 64, OutputPath = stepPath, AnswerPairsPath = answerPath, Dataset = "arithmetic", Seed = seed,
         };
         var report = ConsoleProgress.Run($"b. step pairs ({problems.Count} problems)", line =>
             ml.StepDpo().BuildStepPreferences(data, options, new InlineProgress<StepPreferenceReport>(r =>

@@ -10,7 +10,7 @@ namespace Microsoft.ML.StepDpo.Tests.Modeling;
 public sealed class SlotAttentionTests
 {
     [TestMethod]
-    [DataRow(ScalarType.Float32, true, 32, 2e-6, DisplayName = "float32, AVX2/FMA, head size 32")]
+    [DataRow(ScalarType.Float32, true, 32, 2e-6, DisplayName = "float32, AVX-512 where the CPU has it, head size 32")]
     [DataRow(ScalarType.Float32, true, 24, 2e-6, DisplayName = "float32, AVX2/FMA, head size 24")]
     [DataRow(ScalarType.Float32, true, 64, 2e-6, DisplayName = "float32, AVX2/FMA, head size 64")]
     [DataRow(ScalarType.Float32, false, 24, 2e-6, DisplayName = "float32, portable")]
@@ -20,6 +20,24 @@ public sealed class SlotAttentionTests
         SlotAttention.VectorizedEnabled = vectorized;
         try { Compare(dtype, headSize, tolerance); }
         finally { SlotAttention.VectorizedEnabled = true; }
+    }
+
+    [TestMethod]
+    [DataRow(true, DisplayName = "with software prefetch")]
+    [DataRow(false, DisplayName = "without")]
+    public void TheHeadSize32PathOfTheAvx2PathAndTheWidePathEqualSdpa(bool prefetch)
+    {
+        // Head size 32 takes the AVX-512 path (query heads in pairs; 6 heads over 2 kv heads: three per kv head, so
+        // a pair and a single) where the CPU has AVX-512F, else the AVX2 one; both are held to SDPA.
+        SlotAttention.PrefetchEnabled = prefetch;
+        SlotAttention.Wide512Enabled = false;
+        try
+        {
+            Compare(ScalarType.Float32, 32, 2e-6);
+            SlotAttention.Wide512Enabled = true;
+            Compare(ScalarType.Float32, 32, 2e-6);
+        }
+        finally { SlotAttention.Wide512Enabled = true; SlotAttention.PrefetchEnabled = true; }
     }
 
     private static void Compare(ScalarType dtype, long d, double tolerance)

@@ -20,7 +20,7 @@ internal sealed class BenchCommand : IToolCommand
         var sections = new Option<string[]>("--sections")
         {
             Description = "Which measurements: model (GEMM, training MFU, decoding), stepdpo (prefix sharing + reference cache vs the plain path), " +
-                          "scorer (scorer zip load), attention (the bf16 whole-sequence attention kernel vs SDPA at the real models' shapes; not in the default set), sampling (the demo model's sampling and stage b, old path vs new; not in the default set), stageb (only the new path's stage b, twice, with the pairs' hash; not in the default set), real (Qwen2.5 0.5B/1.5B/7B-shaped folders, each phase in a child process; not in the default set).",
+                          "scorer (scorer zip load), attention (the bf16 whole-sequence attention kernel vs SDPA at the real models' shapes; not in the default set), sampling (the demo model's sampling and stage b, old path vs new; not in the default set), stageb (only the new path's stage b, twice, with the pairs' hash; not in the default set), slotattention (a decoding step's attention at the demo's shape, with and without prefetch; not in the default set), real (Qwen2.5 0.5B/1.5B/7B-shaped folders, each phase in a child process; not in the default set).",
             DefaultValueFactory = _ => new[] { "model", "stepdpo", "scorer" }, AllowMultipleArgumentsPerToken = true,
         };
         var nativeHeap = new Option<string>("--native-heap")
@@ -56,6 +56,7 @@ internal sealed class BenchCommand : IToolCommand
         if (sections.Contains("real")) RealSize.RealSizeBenchmark.Run(r, realDir.FullName, realPhases, quick);
         if (sections.Contains("sampling")) SamplingBenchmark.Run(r, quick);
         if (sections.Contains("attention")) AttentionBenchmark.Run(r, quick);
+        if (sections.Contains("slotattention")) SlotAttentionBenchmark.Run(r);
         if (sections.Contains("stageb")) SamplingBenchmark.RunStageBOnly(r, quick);
         output.Directory?.Create();
         File.WriteAllText(output.FullName, JsonSerializer.Serialize(r, new JsonSerializerOptions { WriteIndented = true }));

@@ -33,7 +33,7 @@ internal static class SamplingBenchmark
     /// <summary>The demo's stage-b settings.</summary>
     private static readonly SamplingSettings s_sampling = new() { Temperature = 0.8, TopP = 0.95, MaxNewTokens = 160, Seed = 1 };
 
-    internal const int NewRows = 256, NewConcurrency = 128, OldRows = 64, OldConcurrency = 8;
+    internal const int NewRows = 128, NewConcurrency = 64, OldRows = 64, OldConcurrency = 8;
 
     private static string Load() => File.Exists("/proc/loadavg") ? File.ReadAllText("/proc/loadavg").Split(' ')[0] : "n/a";
 
@@ -172,7 +172,7 @@ internal static class SamplingBenchmark
                     ? legacy.Stats.ToString()
                     : current!.Generator is { } g
                         ? $"admissions {g.Prefills} ({g.PrefillTokens} prompt tokens run, {g.ReusedTokens} from the prefix pool), steps {g.Steps} ({(double)g.RowSteps / Math.Max(1, g.Steps):F0} rows/step, {g.RowSteps} tokens); " +
-                          $"admit {g.AdmitTime.TotalSeconds:F1} s + steps {g.StepTime.TotalSeconds:F1} s (sampling {g.SampleTime.TotalSeconds:F1} s)"
+                          $"admit {g.AdmitTime.TotalSeconds:F1} s + steps {g.StepTime.TotalSeconds:F1} s (forward {g.ForwardTime.TotalSeconds:F1} s, sampling {g.SampleTime.TotalSeconds:F1} s)"
                         : "";
                 return new StageRun(seconds, report, File.ReadAllBytes(options.OutputPath), details, $"{before}->{Load()}");
             }

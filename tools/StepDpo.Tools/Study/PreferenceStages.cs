@@ -61,13 +61,13 @@ internal static class PreferenceStages
         var problems = SourceProblems(s.TaskOptions, s.Problems, seed);
         var ml = new MLContext(seed);
         var data = ml.Data.LoadFromEnumerable(problems.Select(p => new ProblemRow { Problem = p.Question, Answer = p.Answer.ToString(System.Globalization.CultureInfo.InvariantCulture), Id = p.Id }));
-        using var policy = new LocalModelCompletionSource(sft, tokenizer, ArithmeticSftRecipe.Prompt, maxBatchRows: 256, ownsModel: false);
+        using var policy = new LocalModelCompletionSource(sft, tokenizer, ArithmeticSftRecipe.Prompt, maxBatchRows: SamplingBenchmark.NewRows, ownsModel: false);
         var options = new StepPreferenceOptions
         {
             Policy = policy, ProblemColumnName = "Problem", AnswerColumnName = "Answer", IdColumnName = "Id",
             SamplesPerProblem = s.SamplesPerProblem, RolloutsPerPrefix = s.Rollouts, RectificationSamples = s.Rectifications,
             Sampling = new SamplingSettings { Temperature = 0.8, TopP = 0.95, MaxNewTokens = 160, Seed = samplingSeed ?? seed },
-            MaxConcurrency = 128, OutputPath = stepPath, AnswerPairsPath = answerPath, Dataset = "arithmetic", Seed = samplingSeed ?? seed,
+            MaxConcurrency = SamplingBenchmark.NewConcurrency, OutputPath = stepPath, AnswerPairsPath = answerPath, Dataset = "arithmetic", Seed = samplingSeed ?? seed,
         };
         StepPreferenceReport report = null!;
         AnsiConsole.Progress()
