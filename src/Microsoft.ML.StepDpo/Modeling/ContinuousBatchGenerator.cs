@@ -433,8 +433,8 @@ internal sealed class ContinuousBatchGenerator : IDisposable
 
     private void EnsureCache(long slots)
     {
-        // Capacity in steps of 64 slots, so that growing is rare.
-        long capacity = (slots + 63) / 64 * 64;
+        // Capacity in steps of 128 slots, so that growing is rare (each growth copies the cache into fresh memory).
+        long capacity = (slots + 127) / 128 * 128;
         if (cache is null)
             cache = new SlotKvCache(model.Config, MaxRows, capacity, model.DType, model.Device);
         else

@@ -115,7 +115,8 @@ internal sealed class PromptPrefixPool : IDisposable
     private void EnsureCapacity(long tokens)
     {
         if (keys is not null && tokens <= Capacity) return;
-        long capacity = Math.Max(Capacity, (tokens + 63) / 64 * 64);
+        // Steps of 128 slots: each growth copies the whole pool into fresh memory, whose first touch costs more than the copy.
+        long capacity = Math.Max(Capacity, (tokens + 127) / 128 * 128);
         var shape = new long[] { prompts.Length, config.NumKeyValueHeads, capacity, config.HeadDim };
         using var noGrad = torch.no_grad();
         Tensor Grow(Tensor? old)
