@@ -128,7 +128,10 @@ public sealed class LocalModelCompletionSource : ICompletionSource, IDisposable
                 {
                     // Rows of cancelled requests leave the batch.
                     if (generator.Remove(row => Ended((Pending)row.Tag!)) > 0) InFlight.RemoveWhere(p => p.Result.Task.IsCompleted);
-                    if (generator.FreeRows > 0 && waiting.Count > 0)
+                    // Waiting rows join once a sixteenth of the batch is free (or it is less than half full): fewer,
+                    // larger prefills, whose prompts run side by side. Which rows share a step does not change what they
+                    // generate (see the remarks).
+                    if (waiting.Count > 0 && (generator.FreeRows >= Math.Max(1, _maxBatchRows / 16) || generator.Live < _maxBatchRows / 2))
                     {
                         var rows = Take(waiting, generator.FreeRows);
                         if (rows.Count > 0)

@@ -1,6 +1,7 @@
 using Microsoft.ML.StepDpo.Modeling;
 using TorchSharp;
 using static TorchSharp.torch;
+using static Microsoft.ML.StepDpo.Modeling.KeptScalars;
 
 namespace Microsoft.ML.StepDpo.Tests.Modeling;
 
@@ -63,6 +64,45 @@ public sealed class RowSamplerTests
         // Inverse CDF in probability order (0.5, 0.3, 0.15, 0.05): u = 0.79 falls in the second token, 0.81 in the third.
         ids = RowSampler.Sample(logits.narrow(0, 0, 2), new[] { 1.0, 1.0 }, new[] { 1.0, 1.0 }, new[] { 0.79, 0.81 });
         CollectionAssert.AreEqual(new long[] { 0, 3 }, ids.data<long>().ToArray());
+    }
+
+    [TestMethod]
+    public void TheRowsInCSharpDrawWhatLibtorchsOperationsDraw()
+    {
+        // Continuous random logits (no exact ties, whose order libtorch's sort leaves open) over vocabularies of 5 to
+        // 1,000, every kind of row in one batch: greedy, temperatures 0.5-2, top-p 0.3-1.
+        using var scope = torch.NewDisposeScope();
+        var rnd = new Random(3);
+        int draws = 0;
+        foreach (int v in new[] { 5, 54, 1000 })
+        {
+            int n = 600;
+            var logits = torch.randn(new long[] { n, v }, generator: new Generator(4)) * Num(3.0);
+            var temperature = Enumerable.Range(0, n).Select(i => new[] { 0, 0.5, 0.8, 1, 2 }[i % 5]).ToList();
+            var topP = Enumerable.Range(0, n).Select(i => new[] { 0.3, 0.9, 0.95, 1 }[i / 5 % 4]).ToList();
+            var uniform = Enumerable.Range(0, n).Select(_ => rnd.NextDouble()).ToList();
+            RowSampler.InCSharp = true;
+            var fast = RowSampler.Sample(logits, temperature, topP, uniform).data<long>().ToArray();
+            RowSampler.InCSharp = false;
+            var plain = RowSampler.Sample(logits, temperature, topP, uniform).data<long>().ToArray();
+            RowSampler.InCSharp = true;
+            CollectionAssert.AreEqual(plain, fast, $"vocabulary {v}");
+            Assert.IsTrue(fast.Distinct().Count() > Math.Min(v, 50) / 2, "the draws spread over the vocabulary");
+            draws += n;
+        }
+        Assert.AreEqual(1800, draws);
+    }
+
+    [TestMethod]
+    public void InCSharpTokensOfEqualLogitsTakeTheirIdOrder()
+    {
+        using var scope = torch.NewDisposeScope();
+        // Three equal logits, taken in id order 0, 1, 2 (id 3 is impossible): u = 0.1 draws id 0, 0.5 id 1, 0.9 id 2.
+        var logits = torch.tensor(new[] { 1f, 1f, 1f, float.NegativeInfinity }).unsqueeze(0).expand(3, 4).contiguous();
+        var ids = RowSampler.Sample(logits, new[] { 1.0, 1.0, 1.0 }, new[] { 1.0, 1.0, 1.0 }, new[] { 0.1, 0.5, 0.9 }).data<long>().ToArray();
+        CollectionAssert.AreEqual(new long[] { 0, 1, 2 }, ids);
+        var greedy = RowSampler.Sample(logits.narrow(0, 0, 1), new[] { 0.0 }, new[] { 1.0 }, new[] { 0.5 }).data<long>().ToArray();
+        CollectionAssert.AreEqual(new long[] { 0 }, greedy, "argmax takes the first of equal maxima");
     }
 
     [TestMethod]
