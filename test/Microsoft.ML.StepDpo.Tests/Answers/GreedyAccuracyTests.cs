@@ -75,6 +75,32 @@ public sealed class GreedyAccuracyTests
     }
 
     [TestMethod]
+    [DataRow(ScalarType.Float64, DisplayName = "float64: libtorch's ops")]
+    [DataRow(ScalarType.Float32, DisplayName = "float32: the fused decoder where the CPU has AVX-512")]
+    public void EachSolutionIsWhatThePlainGeneratorGivesItsPromptAlone(ScalarType dtype)
+    {
+        // Continuous batching (a finished problem's row taken by the next) against one prompt at a time.
+        using var model = Qwen2ForCausalLM.CreateRandom(Qwen2Config.Tiny(vocab: Tokenizer.VocabularySize, hidden: 32), dtype, seed: 6, std: 0.3);
+        var problems = Problems(11);
+        var reports = new List<int>();
+        var r = GreedyAccuracy.Evaluate(model, Tokenizer, ArithmeticSftRecipe.Prompt, problems, batchSize: 3, maxNewTokens: 20, progress: new InlineProgress(reports.Add));
+        var plain = new TextGenerator(model, ids => Tokenizer.Decode(ids));
+        var eos = new[] { Tokenizer.EosId, model.Config.EosTokenId }.OfType<int>().Distinct().ToArray();
+        for (int i = 0; i < problems.Count; i++)
+        {
+            var alone = plain.Generate(Tokenizer.Encode(ArithmeticSftRecipe.Prompt.BuildForEvaluation(problems[i].Question)), new GenerationOptions { MaxNewTokens = 20, EosIds = eos });
+            Assert.AreEqual(PromptTemplate.StepPreamble + alone.Text, r.Solutions[i].Solution, $"problem {i}");
+        }
+        Assert.AreEqual(11, reports[^1], "the last report counts every problem");
+        CollectionAssert.AreEqual(reports.OrderBy(x => x).ToArray(), reports.ToArray(), "reports only grow");
+    }
+
+    private sealed class InlineProgress(Action<int> report) : IProgress<int>
+    {
+        public void Report(int value) => report(value);
+    }
+
+    [TestMethod]
     public void GoldSolutionsGradeCorrectAndAWrongFinalAnswerDoesNot()
     {
         foreach (var p in ArithmeticTask.Generate(ArithmeticSftRecipe.DemoTask, 100, 4, TaskSplit.HeldOut))

@@ -22,7 +22,8 @@ namespace StepDpo.Tools;
 /// same rows at once and given four times as many (rows join as others finish). (2) The demo's stage b end to end
 /// (the step-preference pipeline on 240 training problems, 6 samples, rollouts and rectifications each): the demo's
 /// configuration before (the old source, 64-row batches, 8 problems at once, one torch thread: the demo's --threads
-/// default) against the new one (continuous batching, 256 rows, 128 problems at once, one thread), the new one run
+/// default) against the new one (continuous batching through the fused decoder, 128 rows, 64 problems at once, as the
+/// demo runs it), the new one run
 /// before and after the old one. Both use this revision's pipeline (problems committed in order, a problem's wrong
 /// solutions localized concurrently with each prefix's rollouts drawn once), which gives the old source larger
 /// batches than it had: the old figure is, if anything, faster than the old code was.
