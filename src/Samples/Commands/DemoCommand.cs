@@ -32,7 +32,7 @@ internal sealed class DemoCommand : ISampleCommand
         var output = new Option<DirectoryInfo>("--output") { Description = "Output folder.", DefaultValueFactory = _ => new DirectoryInfo("artifacts") };
         var seeds = new Option<int>("--seeds") { Description = "Repeat the seed-dependent stages with seeds 1..N and report mean and spread.", DefaultValueFactory = _ => 1 };
         var heldOut = new Option<int>("--heldout") { Description = "Held-out problems per seed (default 500, or 200 with --quick)." };
-        var threads = new Option<int>("--threads") { Description = "Torch intra-op threads (1 keeps results reproducible and is fastest for this small model on a busy machine).", DefaultValueFactory = _ => 1 };
+        var threads = new Option<int>("--threads") { Description = "Torch intra-op threads for training (1 keeps results reproducible and is fastest for this small model on a busy machine). Sampling and evaluation run the model through the fused decoder on every core where the CPU has AVX-512; their results do not depend on the number of cores.", DefaultValueFactory = _ => 1 };
         var sftModel = new Option<DirectoryInfo?>("--sft-model") { Description = "Start from this SFT model folder (a Hugging Face folder in the plain prompt format) instead of the committed one." };
         var lr = new Option<double?>("--lr") { Description = "Peak learning rate of Step-DPO and DPO (default: see docs/demo.md)." };
         var beta = new Option<double?>("--beta") { Description = "β of Step-DPO and DPO." };
@@ -59,9 +59,9 @@ internal sealed class DemoCommand : ISampleCommand
         return cmd;
     }
 
-    /// <summary>What --quick does, as --help shows it (measured on a quiet 2-core machine: 18 s against 58 s for the full run).</summary>
+    /// <summary>What --quick does, as --help shows it (measured on a quiet 2-core machine: 7.5-7.8 s in all against 32-36 s for the full run).</summary>
     internal const string QuickDescription =
-        "Smaller run, about a third of the full run's time (18 s against 58 s on two quiet CPU cores): pairs from 48 training problems with " +
+        "Smaller run, about a quarter of the full run's time (8 s against 32-36 s on two quiet CPU cores): pairs from 48 training problems with " +
         "4 samples, rollouts and rectifications each (instead of 240 with 6), and 200 held-out problems (instead of 500).";
 
     internal sealed record DemoSettings(bool Quick, string Output, int Seeds, int HeldOut, int Threads, string? SftModel, DemoPreferenceStages.Settings Stages);
