@@ -191,21 +191,23 @@ internal sealed class ContinuousBatchGenerator : IDisposable
                 runs.Add(new DecodeRun(prompt, shared, prompt.Length - shared, shared, first + g, first + g, 0));
             }
             lastLogits.Add(fused.Run(runs, cache!));
-            passes.Clear();
         }
-        foreach (var (g0, count, tokens) in passes)
+        else
         {
-            var prompts = groups.Skip(g0).Take(count).Select(g => g.Rows[0].Prompt).ToList();
-            if (groups[g0].Found.Shared == 0)
+            foreach (var (g0, count, tokens) in passes)
             {
-                cache!.PrepareBlock(first + g0, count);
-                lastLogits.Add(Prefill(prompts, tokens));
-            }
-            else
-            {
-                var shared = groups.Skip(g0).Take(count).Select(g => g.Found.Shared).ToArray();
-                for (int i = 0; i < count; i++) pool!.Load(groups[g0 + i].Found.Entry, shared[i], cache!, first + g0 + i);
-                lastLogits.Add(PrefillAfter(prompts, shared, first + g0, tokens));
+                var prompts = groups.Skip(g0).Take(count).Select(g => g.Rows[0].Prompt).ToList();
+                if (groups[g0].Found.Shared == 0)
+                {
+                    cache!.PrepareBlock(first + g0, count);
+                    lastLogits.Add(Prefill(prompts, tokens));
+                }
+                else
+                {
+                    var shared = groups.Skip(g0).Take(count).Select(g => g.Found.Shared).ToArray();
+                    for (int i = 0; i < count; i++) pool!.Load(groups[g0 + i].Found.Entry, shared[i], cache!, first + g0 + i);
+                    lastLogits.Add(PrefillAfter(prompts, shared, first + g0, tokens));
+                }
             }
         }
         Prefills++;

@@ -65,6 +65,7 @@ internal sealed unsafe class FusedDecoder : IDisposable
     private readonly float[] embedding, finalNorm;
     private readonly Layer[] layers;
     private readonly PackedWeight lmHead;
+    private readonly int gemmScratch;   // floats of scratch the largest projection needs
     private float[] cos = Array.Empty<float>(), sin = Array.Empty<float>();   // [positions, d], libtorch's own rotary tables
     private int tablePositions;
     private readonly ConcurrentBag<Workspace> workspaces = new();
@@ -97,6 +98,7 @@ internal sealed unsafe class FusedDecoder : IDisposable
             };
         }).ToArray();
         lmHead = new PackedWeight(Floats(model.LmHead?.Weight ?? model.Model.Embedding.Weight), V, H);
+        gemmScratch = layers.SelectMany(x => new[] { x.Qkv, x.O, x.GateUp, x.Down }).Append(lmHead).Max(w => w.ScratchFloats);
     }
 
     /// <summary>Threads that run groups of sequences (the results do not depend on it). Default: the processor count.</summary>
@@ -174,7 +176,7 @@ internal sealed unsafe class FusedDecoder : IDisposable
     private static nint Address(Tensor t)
     {
         if (!t.is_contiguous()) throw new ArgumentException("Expected a contiguous tensor.");
-        return (nint)Unsafe.AsPointer(ref MemoryMarshal.GetReference(t.bytes));
+        return NativeHeap.Address(t);
     }
 
     /// <summary>Rotary cos/sin for positions 0..count-1, computed by <see cref="Rotary.Tables"/> (the same floats as libtorch's path).</summary>
@@ -210,7 +212,6 @@ internal sealed unsafe class FusedDecoder : IDisposable
     {
         int R = runs.Sum(r => r.Count), U = runs.Length;
         int longest = runs.Max(r => r.First + r.Count);
-        int gemmScratch = layers.SelectMany(x => new[] { x.Qkv, x.O, x.GateUp, x.Down }).Append(lmHead).Max(w => w.ScratchFloats);
         long need = (long)R * (3 * H + Nqkv + Hq + 3 * I) + gemmScratch + 4L * longest + (long)U * (H + V) + 64;
         var array = ws.Get(need);
         fixed (float* start = array)

@@ -62,9 +62,8 @@ internal static class NativeHeap
         {
             try
             {
-                unsafe
                 {
-                    long start = (long)System.Runtime.CompilerServices.Unsafe.AsPointer(ref MemoryMarshal.GetReference(t.bytes));
+                    long start = Address(t);
                     long first = (start + HugePage - 1) / HugePage * HugePage, end = (start + bytes) / HugePage * HugePage;
                     if (end > first) Madvise((nint)first, (nuint)(end - first), MadvHugePage);
                 }
@@ -76,6 +75,10 @@ internal static class NativeHeap
         }
         return t.zero_();
     }
+
+    /// <summary>The address of a CPU tensor's first element (its storage is native memory, so it holds while the tensor lives).</summary>
+    public static unsafe nint Address(TorchSharp.torch.Tensor t) =>
+        (nint)System.Runtime.CompilerServices.Unsafe.AsPointer(ref MemoryMarshal.GetReference(t.bytes));
 
     private const long HugePage = 2 << 20;
     private const int MadvHugePage = 14;

@@ -62,6 +62,9 @@ public sealed class FusedDecoderTests
 
     private const int Vocab = 40;
 
+    /// <summary>Four query heads over two kv heads of 8, the shape most tests here use.</summary>
+    private static Qwen2Config Gqa(int layers = 2) => Qwen2Config.Tiny(vocab: Vocab, hidden: 32, layers: layers, heads: 4, kvHeads: 2, intermediate: 48);
+
     private static Qwen2ForCausalLM NewModel(Qwen2Config config, long seed)
     {
         var m = Qwen2ForCausalLM.CreateRandom(config, ScalarType.Float32, seed: seed);
@@ -126,7 +129,7 @@ public sealed class FusedDecoderTests
     {
         RequireKernel();
         using var scope = torch.NewDisposeScope();
-        var config = Qwen2Config.Tiny(vocab: Vocab, hidden: 32, layers: 2, heads: 4, kvHeads: 2, intermediate: 48);
+        var config = Gqa();
         using var model = NewModel(config, 5);
         var rnd = new Random(6);
         var prompts = Enumerable.Range(0, 12).Select(i => Enumerable.Range(0, 3 + i * 5 % 23).Select(_ => rnd.Next(Vocab)).ToArray()).ToArray();
@@ -169,7 +172,7 @@ public sealed class FusedDecoderTests
     {
         RequireKernel();
         using var scope = torch.NewDisposeScope();
-        var config = Qwen2Config.Tiny(vocab: Vocab, hidden: 32, layers: 2, heads: 4, kvHeads: 2, intermediate: 48);
+        var config = Gqa();
         using var model = NewModel(config, 7);
         using var decoder = new FusedDecoder(model);
         using var cache = new SlotKvCache(config, 3, 64, ScalarType.Float32, torch.CPU);
@@ -235,7 +238,7 @@ public sealed class FusedDecoderTests
     public void ServesOnlyFloat32CpuModelsWithoutActiveAdapters()
     {
         RequireKernel();
-        var config = Qwen2Config.Tiny(vocab: Vocab, hidden: 32, layers: 1, heads: 4, kvHeads: 2, intermediate: 48);
+        var config = Gqa(layers: 1);
         using (var fp32 = NewModel(config, 1)) Assert.IsTrue(FusedDecoder.AppliesTo(fp32));
         using (var fp64 = Qwen2ForCausalLM.CreateRandom(config, ScalarType.Float64, seed: 1)) Assert.IsFalse(FusedDecoder.AppliesTo(fp64));
         using (var bf16 = Qwen2ForCausalLM.CreateRandom(config, ScalarType.BFloat16, seed: 1)) Assert.IsFalse(FusedDecoder.AppliesTo(bf16));
@@ -259,7 +262,7 @@ public sealed class FusedDecoderTests
     public void RefusesRunsOutsideTheCacheOrTheVocabulary()
     {
         RequireKernel();
-        var config = Qwen2Config.Tiny(vocab: Vocab, hidden: 32, layers: 1, heads: 4, kvHeads: 2, intermediate: 48);
+        var config = Gqa(layers: 1);
         using var model = NewModel(config, 1);
         using var decoder = new FusedDecoder(model);
         using var cache = new SlotKvCache(config, 2, 16, ScalarType.Float32, torch.CPU);
